@@ -1,0 +1,249 @@
+"""Ingest as a pure function: raw message bytes in, signals and dead letters out.
+
+decode → unpack envelope → refuse forbidden fields → validate → minimise → pseudonymise.
+No I/O here; the ingest agent wires this to topics and Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from schemas.common import SCHEMA_VERSION, Reason, Source, find_forbidden
+from schemas.deadletter import DeadLetter
+from schemas.events import MODEL_BY_SOURCE, AttendanceMark, CardSwipe, VleActivity
+from stream.eventtime import local_day, to_epoch_ms
+from stream.pseudonym import Pseudonymiser
+
+_EXCERPT_CHARS = 512
+# Keys whose values identify a person; redacted in every dead-letter excerpt.
+_IDENTIFYING = re.compile(
+    r'("(?:student_?id|studentid|user_?name|user_?id|email|name|actor|mbox)"\s*:\s*)"[^"]*"',
+    re.IGNORECASE,
+)
+_TYPE_ERRORS = frozenset({"wrong_type", "model_type", "model_attributes_type", "dict_type"})
+
+
+@dataclass
+class IngestResult:
+    """What one raw message became."""
+
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    identities: dict[str, str] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    events: int = 0
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a raw message came from, for dead letters and latency figures."""
+
+    topic: str
+    partition: int
+    offset: int
+    published_at_ms: int | None = None
+
+
+def redact(text: str) -> str:
+    """Remove identifying values from a payload excerpt and shorten it."""
+    return _IDENTIFYING.sub(r'\1"[redacted]"', text)[:_EXCERPT_CHARS]
+
+
+def approximate_size(event: Any) -> int:
+    """Cheap size of an event inside an envelope: string lengths, or the JSON for nested data."""
+    if not isinstance(event, dict):
+        return len(json.dumps(event, default=str))
+    size = 0
+    for key, value in event.items():
+        if isinstance(value, str):
+            size += len(key) + len(value) + 6
+        elif isinstance(value, dict | list):
+            size += len(key) + len(json.dumps(value, default=str)) + 4
+        else:
+            size += len(key) + 24
+    return size
+
+
+def classify(error: ValidationError) -> tuple[Reason, str]:
+    """Map the first pydantic error to a refusal reason and a sentence saying what to fix."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    kind = first["type"]
+    if where == "schema_version":
+        return (
+            Reason.UNKNOWN_SCHEMA_VERSION,
+            f"schema_version {first.get('input')!r} is not supported; this worker reads "
+            f"version {SCHEMA_VERSION}: upgrade the worker or publish version {SCHEMA_VERSION}",
+        )
+    if kind == "missing":
+        return Reason.MISSING_FIELD, f"required field '{where}' is missing"
+    if kind in _TYPE_ERRORS or kind.endswith("_type"):
+        return Reason.WRONG_TYPE, f"field '{where}' has the wrong type: {first['msg']}"
+    return Reason.INVALID_VALUE, f"field '{where}' is not valid: {first['msg']}"
+
+
+def _kind_and_context(event: CardSwipe | AttendanceMark | VleActivity) -> tuple[str, str]:
+    if isinstance(event, AttendanceMark):
+        return event.status, event.module
+    if isinstance(event, VleActivity):
+        return event.action, event.course
+    return event.direction, event.building
+
+
+class Ingestor:
+    """Turns raw messages of one source into canonical signals."""
+
+    def __init__(
+        self,
+        source: Source,
+        pseudonymise: Pseudonymiser,
+        zone: ZoneInfo,
+        *,
+        max_message_bytes: int,
+        max_event_bytes: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.source = source
+        self._model = MODEL_BY_SOURCE[source]
+        self._pseudonymise = pseudonymise
+        self._zone = zone
+        self._max_message = max_message_bytes
+        self._max_event = max_event_bytes
+        self._clock = clock
+
+    def decode(self, raw: bytes | None, origin: Origin) -> IngestResult:
+        """Decode one message: a single event object or an envelope of events."""
+        result = IngestResult()
+        if raw is None:
+            self._refuse(result, origin, Reason.NOT_AN_OBJECT, "the message has no value", b"")
+            return result
+        if len(raw) > self._max_message:
+            detail = (
+                f"the message is {len(raw)} bytes, over the {self._max_message}-byte limit; "
+                "split it into smaller envelopes"
+            )
+            self._refuse(result, origin, Reason.OVERSIZED, detail, raw)
+            return result
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._refuse(result, origin, Reason.MALFORMED_JSON, f"not valid JSON: {exc}", raw)
+            return result
+        if not isinstance(payload, dict):
+            detail = f"expected a JSON object, got {type(payload).__name__}"
+            self._refuse(result, origin, Reason.NOT_AN_OBJECT, detail, raw)
+            return result
+        events = payload.get("events")
+        if isinstance(events, list):
+            self._unpack(result, origin, payload, events, check_sizes=len(raw) > self._max_event)
+        else:
+            self._one(result, origin, payload, None, len(raw))
+        return result
+
+    def _unpack(
+        self,
+        result: IngestResult,
+        origin: Origin,
+        envelope: dict[str, Any],
+        events: list[Any],
+        *,
+        check_sizes: bool,
+    ) -> None:
+        version = envelope.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            detail = (
+                f"envelope schema_version {version!r} is not supported; this worker reads "
+                f"version {SCHEMA_VERSION}"
+            )
+            excerpt = json.dumps({k: v for k, v in envelope.items() if k != "events"}).encode()
+            self._refuse(result, origin, Reason.UNKNOWN_SCHEMA_VERSION, detail, excerpt)
+            return
+        for index, event in enumerate(events):
+            size = approximate_size(event) if check_sizes else 0
+            self._one(result, origin, event, index, size)
+
+    def _one(
+        self, result: IngestResult, origin: Origin, event: Any, index: int | None, size: int
+    ) -> None:
+        result.events += 1
+        if not isinstance(event, dict):
+            detail = f"expected a JSON object, got {type(event).__name__}"
+            self._refuse(result, origin, Reason.NOT_AN_OBJECT, detail, event, index)
+            return
+        if size > self._max_event:
+            detail = f"the event is {size} bytes, over the {self._max_event}-byte limit"
+            self._refuse(result, origin, Reason.OVERSIZED, detail, event, index)
+            return
+        forbidden = find_forbidden(event)
+        if forbidden is not None:
+            reason, where = forbidden
+            what = (
+                "an assessment result"
+                if reason is Reason.ASSESSMENT_DATA
+                else ("special-category personal data")
+            )
+            detail = (
+                f"field '{where}' carries {what}, which the learning-analytics policy "
+                "forbids; remove it at the source"
+            )
+            self._refuse(result, origin, reason, detail, event, index)
+            return
+        try:
+            valid = self._model.model_validate(event)
+        except ValidationError as exc:
+            reason, detail = classify(exc)
+            if reason is Reason.INVALID_VALUE and "assessment result" in detail:
+                reason = Reason.ASSESSMENT_DATA
+            self._refuse(result, origin, reason, detail, event, index)
+            return
+        pseudonym = self._pseudonymise(valid.student_id)
+        kind, context = _kind_and_context(valid)
+        result.identities[pseudonym] = valid.student_id
+        result.signals.append(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "event_id": valid.event_id,
+                "pseudonym": pseudonym,
+                "source": self.source.value,
+                "occurred_at_ms": to_epoch_ms(valid.occurred_at),
+                "day": local_day(valid.occurred_at, self._zone),
+                "kind": kind,
+                "context": context,
+                "published_at_ms": origin.published_at_ms,
+            }
+        )
+
+    def _refuse(
+        self,
+        result: IngestResult,
+        origin: Origin,
+        reason: Reason,
+        detail: str,
+        payload: Any,
+        index: int | None = None,
+    ) -> None:
+        if isinstance(payload, bytes):
+            text = payload[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+        else:
+            text = json.dumps(payload, default=str)[: _EXCERPT_CHARS * 4]
+        event_id = payload.get("event_id") if isinstance(payload, dict) else None
+        result.dead.append(
+            DeadLetter(
+                reason=reason,
+                detail=detail,
+                topic=origin.topic,
+                partition=origin.partition,
+                offset=origin.offset,
+                index=index,
+                event_id=event_id if isinstance(event_id, str) else None,
+                received_at=self._clock(),
+                payload_excerpt=redact(text),
+            )
+        )

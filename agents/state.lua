@@ -1,0 +1,134 @@
+-- Apply a batch of signal messages to per-student state, atomically with the applied offsets.
+--
+-- ARGV[1]  key prefix (namespace), e.g. "es"
+-- ARGV[2]  consumer group name (offsets and watermarks are kept per group and topic)
+-- ARGV[3]  dedup key TTL, seconds
+-- ARGV[4]  per-student state TTL, seconds
+-- ARGV[5]  VLE absence threshold, milliseconds (a gap at least this long is reported)
+-- ARGV[6..] triples: partition, offset, payload (a SignalBatch as JSON)
+--
+-- A message whose offset is at or below the partition's applied offset is skipped: it was
+-- applied before a crash or rebalance and is being delivered again. Event ids are
+-- de-duplicated per student. Returns {applied, duplicates, skipped_messages, gaps, wms} where
+-- gaps is a flat list of pseudonym, partition, previous-last-seen-ms, new-ms and wms a flat
+-- list of partition, watermark-ms.
+local prefix = ARGV[1]
+local group = ARGV[2]
+local dedup_ttl = tonumber(ARGV[3])
+local state_ttl = tonumber(ARGV[4])
+local absence_ms = tonumber(ARGV[5])
+
+local offsets_key = prefix .. ':offsets:' .. group
+local wm_key = prefix .. ':wm:' .. group
+
+local applied, duplicates, skipped = 0, 0, 0
+local gaps = {}
+local touched = {}
+local watermarks = {}
+local last_offset = {}
+local pending = {}
+
+for i = 6, #ARGV, 3 do
+  local partition = ARGV[i]
+  local offset = tonumber(ARGV[i + 1])
+  local done = last_offset[partition]
+  if done == nil then
+    done = tonumber(redis.call('HGET', offsets_key, partition) or '-1')
+  end
+  if offset <= done then
+    skipped = skipped + 1
+  else
+    last_offset[partition] = offset
+    local batch = cjson.decode(ARGV[i + 2])
+    local wm = watermarks[partition]
+    if wm == nil then
+      wm = tonumber(redis.call('HGET', wm_key, partition) or '0')
+    end
+    local due_key = prefix .. ':due:vle:' .. partition
+    local pending_key = prefix .. ':pending:att:' .. partition
+    for _, s in ipairs(batch['signals']) do
+      local who = s['pseudonym']
+      local dk = prefix .. ':seen:' .. who .. ':' .. s['event_id']
+      if redis.call('SET', dk, '1', 'NX', 'EX', dedup_ttl) then
+        applied = applied + 1
+        local sk = prefix .. ':s:' .. who
+        local ts = s['occurred_at_ms']
+        local src = s['source']
+        local day = s['day']
+        if ts > wm then wm = ts end
+        redis.call('HINCRBY', sk, 'd:' .. day .. ':' .. src, 1)
+        if src == 'attendance' then
+          redis.call('HINCRBY', sk, 'd:' .. day .. ':a:' .. s['kind'], 1)
+          local pkey = pending_key .. '|' .. who
+          local p = pending[pkey]
+          if p == nil then
+            local stored = redis.call('HGET', pending_key, who)
+            if stored then
+              local lo, hi = string.match(stored, '^(%-?%d+):(%-?%d+)')
+              p = {tonumber(lo), tonumber(hi), pending_key, who}
+            else
+              p = {day, day, pending_key, who}
+            end
+            pending[pkey] = p
+          end
+          if day < p[1] then p[1] = day end
+          if day > p[2] then p[2] = day end
+          local pub = s['published_at_ms']
+          if type(pub) == 'number' then p[5] = pub end
+        end
+        local first = tonumber(redis.call('HGET', sk, 'first') or '-1')
+        if first < 0 or ts < first then
+          redis.call('HSET', sk, 'first', ts)
+        end
+        local last = tonumber(redis.call('HGET', sk, 'ls:' .. src) or '-1')
+        if ts > last then
+          redis.call('HSET', sk, 'ls:' .. src, ts)
+        end
+        if src == 'vle' then
+          local last_vle = last
+          if last_vle < 0 then last_vle = first end
+          if ts > last_vle then
+            -- The student is active on the VLE again. If the absence before this event was long
+            -- enough and no nudge has been sent for it yet (still due), report the gap.
+            local due = redis.call('ZSCORE', due_key, who)
+            if due and last_vle >= 0 and ts - last_vle >= absence_ms then
+              table.insert(gaps, who)
+              table.insert(gaps, partition)
+              table.insert(gaps, last_vle)
+              table.insert(gaps, ts)
+            end
+            redis.call('ZADD', due_key, ts, who)
+          end
+        elseif first < 0 and last < 0 then
+          -- First sight of this student, and not on the VLE: the absence clock starts now.
+          if not redis.call('HGET', sk, 'ls:vle') then
+            redis.call('ZADD', due_key, ts, who)
+          end
+        end
+        touched[sk] = true
+      else
+        duplicates = duplicates + 1
+      end
+    end
+    watermarks[partition] = wm
+  end
+end
+
+for _, p in pairs(pending) do
+  local pub = ''
+  if p[5] then pub = string.format('%d', p[5]) end
+  redis.call('HSET', p[3], p[4], string.format('%d:%d:', p[1], p[2]) .. pub)
+end
+for sk, _ in pairs(touched) do
+  redis.call('EXPIRE', sk, state_ttl)
+end
+local wms = {}
+for partition, wm in pairs(watermarks) do
+  redis.call('HSET', wm_key, partition, wm)
+  table.insert(wms, partition)
+  table.insert(wms, wm)
+end
+for partition, offset in pairs(last_offset) do
+  redis.call('HSET', offsets_key, partition, offset)
+end
+return {applied, duplicates, skipped, gaps, wms}

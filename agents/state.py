@@ -1,0 +1,213 @@
+"""Per-student engagement state in Redis, applied per batch together with the partition offsets.
+
+Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals partition):
+
+- ``{p}:s:{pseudonym}``        hash: ``d:{day}:{source}`` and ``d:{day}:a:{status}`` counts,
+                               ``first`` and ``ls:{source}`` (epoch ms), ``nudged:{rule}``
+- ``{p}:seen:{pseudonym}:{id}`` event-id de-duplication marker (expires)
+- ``{p}:offsets:{g}``          hash: partition → last applied offset of the signals topic
+- ``{p}:wm:{g}``               hash: partition → watermark (max event time applied, ms)
+- ``{p}:due:vle:{n}``          sorted set: pseudonym scored by the start of its VLE absence
+- ``{p}:pending:att:{n}``      hash: pseudonym → ``first_day:last_day:published_ms`` to evaluate
+- ``{p}:id:{pseudonym}``       the student id, for re-identification at delivery only (expires)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from agents.rules import ATTENDANCE_STATUSES, AttendanceDay
+
+_SCRIPT = resources.files("agents").joinpath("state.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A VLE absence that ended (the student came back) before any nudge was sent for it."""
+
+    pseudonym: str
+    partition: int
+    last_seen_ms: int
+    returned_ms: int
+
+
+@dataclass
+class ApplyResult:
+    """What one batch did to the state."""
+
+    applied: int = 0
+    duplicates: int = 0
+    skipped_messages: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    watermarks: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A student whose attendance changed on days [first_day, last_day] and awaits evaluation."""
+
+    pseudonym: str
+    first_day: int
+    last_day: int
+    published_at_ms: int | None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class EngagementStore:
+    """Reads and writes the engagement state of one consumer group."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        group: str,
+        dedup_ttl_s: int,
+        state_ttl_s: int,
+    ) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.group = group
+        self._dedup_ttl = dedup_ttl_s
+        self._state_ttl = state_ttl_s
+        self._script = client.register_script(_SCRIPT)
+
+    def student_key(self, pseudonym: str) -> str:
+        """Key of one student's state hash."""
+        return f"{self.prefix}:s:{pseudonym}"
+
+    async def apply(
+        self, messages: Sequence[tuple[int, int, bytes]], absence_ms: int
+    ) -> ApplyResult:
+        """Apply (partition, offset, SignalBatch JSON) messages atomically with their offsets."""
+        if not messages:
+            return ApplyResult()
+        args: list[Any] = [
+            self.prefix,
+            self.group,
+            self._dedup_ttl,
+            self._state_ttl,
+            absence_ms,
+        ]
+        for partition, offset, payload in messages:
+            args.extend((partition, offset, payload))
+        applied, duplicates, skipped, gaps, wms = await self._script(args=args)
+        result = ApplyResult(int(applied), int(duplicates), int(skipped))
+        for i in range(0, len(gaps), 4):
+            result.gaps.append(
+                Gap(_text(gaps[i]), int(gaps[i + 1]), int(gaps[i + 2]), int(gaps[i + 3]))
+            )
+        for i in range(0, len(wms), 2):
+            result.watermarks[int(wms[i])] = int(wms[i + 1])
+        return result
+
+    async def applied_offsets(self) -> dict[int, int]:
+        """Last applied offset per signals partition (resume point after a restart)."""
+        raw = await self.redis.hgetall(f"{self.prefix}:offsets:{self.group}")
+        return {int(k): int(v) for k, v in raw.items()}
+
+    async def watermarks(self) -> dict[int, int]:
+        """Watermark (max applied event time, ms) per signals partition."""
+        raw = await self.redis.hgetall(f"{self.prefix}:wm:{self.group}")
+        return {int(k): int(v) for k, v in raw.items()}
+
+    async def pending_attendance(self, partition: int) -> list[Pending]:
+        """Students whose attendance changed and whose rules have not been evaluated since."""
+        raw = await self.redis.hgetall(f"{self.prefix}:pending:att:{partition}")
+        pending = []
+        for who, value in raw.items():
+            first, last, published = _text(value).split(":")
+            pending.append(
+                Pending(_text(who), int(first), int(last), int(published) if published else None)
+            )
+        return pending
+
+    async def clear_pending(self, partition: int, pseudonyms: Iterable[str]) -> None:
+        """Forget evaluated students (after their nudges were acknowledged by the broker)."""
+        names = list(pseudonyms)
+        if names:
+            await self.redis.hdel(f"{self.prefix}:pending:att:{partition}", *names)
+
+    async def attendance_history(
+        self, pending: Sequence[Pending], window_days: int, rule_id: str
+    ) -> dict[str, tuple[dict[int, AttendanceDay], int | None]]:
+        """Per student: day → marks over the days a window may need, and the last nudged day."""
+        fields_by_student: dict[str, list[str]] = {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in pending:
+                fields = [f"nudged:{rule_id}"]
+                for day in range(item.first_day - window_days + 1, item.last_day + 1):
+                    fields.extend(f"d:{day}:a:{status}" for status in ATTENDANCE_STATUSES)
+                fields_by_student[item.pseudonym] = fields
+                pipe.hmget(self.student_key(item.pseudonym), fields)
+            replies = await pipe.execute()
+        history: dict[str, tuple[dict[int, AttendanceDay], int | None]] = {}
+        for item, values in zip(pending, replies, strict=True):
+            fields = fields_by_student[item.pseudonym]
+            nudged = int(values[0]) if values[0] is not None else None
+            counts: dict[int, dict[str, int]] = {}
+            for name, value in zip(fields[1:], values[1:], strict=True):
+                if value is None:
+                    continue
+                _, day_text, _, status = name.split(":")
+                counts.setdefault(int(day_text), {})[status] = int(value)
+            days = {d: AttendanceDay(**marks) for d, marks in counts.items()}
+            history[item.pseudonym] = (days, nudged)
+        return history
+
+    async def mark_nudged(self, rule_id: str, last_days: Mapping[str, int]) -> None:
+        """Record the last day each student was nudged by a rule (its cooldown clock)."""
+        if not last_days:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for who, day in last_days.items():
+                pipe.hset(self.student_key(who), f"nudged:{rule_id}", day)
+            await pipe.execute()
+
+    async def due_vle(self, partition: int, before_ms: int) -> list[tuple[str, int]]:
+        """Students on a partition whose VLE absence began at or before ``before_ms``."""
+        rows = await self.redis.zrangebyscore(
+            f"{self.prefix}:due:vle:{partition}", "-inf", before_ms, withscores=True
+        )
+        return [(_text(row[0]), int(row[1])) for row in rows]
+
+    async def clear_due(self, partition: int, pseudonyms: Iterable[str]) -> None:
+        """Stop watching absences that have been nudged; the next VLE event re-arms them."""
+        names = list(pseudonyms)
+        if names:
+            await self.redis.zrem(f"{self.prefix}:due:vle:{partition}", *names)
+
+    async def remember_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:
+        """Keep pseudonym → student id for delivery; written once per batch in one pipeline."""
+        if not identities:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for pseudonym, student_id in identities.items():
+                pipe.set(f"{self.prefix}:id:{pseudonym}", student_id, ex=ttl_s)
+            await pipe.execute()
+
+    async def identity(self, pseudonym: str) -> str | None:
+        """The student id behind a pseudonym, for re-identification at delivery only."""
+        value = await self.redis.get(f"{self.prefix}:id:{pseudonym}")
+        return _text(value) if value is not None else None
+
+    async def student_summary(self, pseudonym: str) -> dict[str, int]:
+        """Total events per source and last-seen times: what a student may see about themself."""
+        raw = await self.redis.hgetall(self.student_key(pseudonym))
+        summary: dict[str, int] = {}
+        for name_raw, value_raw in raw.items():
+            name, value = _text(name_raw), int(value_raw)
+            parts = name.split(":")
+            if parts[0] == "d" and len(parts) == 3:
+                summary[f"events:{parts[2]}"] = summary.get(f"events:{parts[2]}", 0) + value
+            elif parts[0] in {"ls", "first"}:
+                summary[name] = value
+        return summary

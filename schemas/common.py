@@ -1,0 +1,96 @@
+"""Shared pieces of every wire schema: versions, refusal reasons, the forbidden-field policy."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION: Final = 1
+
+
+class WireModel(BaseModel):
+    """Base for every payload on a topic: frozen, and unknown fields are dropped (minimisation)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+
+
+class Source(StrEnum):
+    """The engagement feeds the product accepts."""
+
+    SWIPE = "swipe"
+    ATTENDANCE = "attendance"
+    VLE = "vle"
+
+
+class Reason(StrEnum):
+    """Machine-readable reasons an input is refused; every dead letter carries one."""
+
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    OVERSIZED = "oversized"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_VALUE = "invalid_value"
+    FORBIDDEN_FIELD = "forbidden_field"
+    ASSESSMENT_DATA = "assessment_data"
+    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+    PROCESSING_ERROR = "processing_error"
+
+
+# Field names that carry assessment results or special-category personal data (UK GDPR art. 9).
+# The policies forbid both: analytics never feed assessment, and sensitive data is not taken in.
+# Names are compared after lower-casing and removing everything but letters and digits, so
+# "Final_Result", "finalResult" and "final-result" are all caught.
+ASSESSMENT_FIELDS = frozenset(
+    {
+        "grade", "grades", "gradepoint", "gradebook", "score", "scores", "rawscore",
+        "scaledscore", "result", "results", "finalresult", "finalmark", "exammark",
+        "assessmentmark", "assessmentresult", "examresult", "marks", "percentage", "gpa",
+        "classification", "degreeclassification",
+    }
+)  # fmt: skip
+SPECIAL_CATEGORY_FIELDS = frozenset(
+    {
+        "ethnicity", "ethnic", "ethnicorigin", "race", "religion", "religiousbelief", "belief",
+        "disability", "disabled", "health", "medical", "medicalcondition", "sexuality",
+        "sexualorientation", "genderidentity", "politicalopinion", "politicalopinions",
+        "tradeunion", "tradeunionmembership", "biometric", "genetic", "geneticdata",
+    }
+)  # fmt: skip
+# VLE actions that report an assessment outcome rather than engagement.
+ASSESSMENT_ACTIONS = frozenset({"graded", "scored", "assignmentgraded", "gradeupdated", "marked"})
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+@lru_cache(maxsize=8192)
+def normalise_name(name: str) -> str:
+    """Lower-case a field or action name and strip separators so spelling variants compare equal."""
+    return _NON_ALNUM.sub("", name.lower())
+
+
+def find_forbidden(payload: Any, path: str = "") -> tuple[Reason, str] | None:
+    """Return (reason, dotted path) of the first forbidden field anywhere in ``payload``, if any."""
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            name = normalise_name(str(key))
+            where = f"{path}.{key}" if path else str(key)
+            if name in ASSESSMENT_FIELDS:
+                return Reason.ASSESSMENT_DATA, where
+            if name in SPECIAL_CATEGORY_FIELDS:
+                return Reason.FORBIDDEN_FIELD, where
+            if isinstance(value, dict | list):
+                found = find_forbidden(value, where)
+                if found is not None:
+                    return found
+    elif isinstance(payload, list):
+        for index, item in enumerate(payload):
+            if isinstance(item, dict | list):
+                found = find_forbidden(item, f"{path}[{index}]")
+                if found is not None:
+                    return found
+    return None

@@ -1,0 +1,38 @@
+"""The canonical signal that ingest produces: pseudonymous, minimal, in event time (schema v1).
+
+Signals travel between agents batched per target partition (``SignalBatch``), so one Kafka
+message carries many signals while each student's signals stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from schemas.common import SCHEMA_VERSION, Source, WireModel
+
+Pseudonym = Annotated[str, StringConstraints(pattern=r"^p_[0-9a-f]{32}$")]
+
+
+class Signal(WireModel):
+    """One engagement observation about one (pseudonymous) student."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str
+    pseudonym: Pseudonym
+    source: Source
+    occurred_at_ms: int = Field(description="Event time, milliseconds since the Unix epoch (UTC).")
+    day: int = Field(description="Calendar day in the institution's timezone, as a date ordinal.")
+    kind: str = Field(description="present/late/absent/excused, the VLE action, or in/out.")
+    context: str = Field(description="Module, course or building the signal belongs to.")
+    published_at_ms: int | None = Field(
+        default=None, description="When the publisher sent the raw event, for latency figures."
+    )
+
+
+class SignalBatch(WireModel):
+    """The value of one message on the signals topic."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    signals: list[Signal]

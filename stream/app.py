@@ -1,0 +1,120 @@
+"""The Faust application and the shared context its agents use."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import faust
+import redis.asyncio as aioredis
+from prometheus_client import generate_latest
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+from ops.metrics import Metrics, create_metrics
+from schemas.rules import RuleSet, load_rules
+from stream.settings import Settings
+
+log = logging.getLogger("engagement")
+
+Role = Literal["worker", "notifier"]
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    """What the agents share: settings, rules, metrics, topics and (lazily) Redis."""
+
+    settings: Settings
+    kafka_bootstrap: str
+    redis_url: str
+    rules: RuleSet
+    metrics: Metrics
+    app: Any = None
+    topics: dict[str, Any] = field(default_factory=dict)
+    _redis: aioredis.Redis | None = None
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The Redis client, created on first use inside the running event loop."""
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(
+                self.redis_url,
+                socket_timeout=5,
+                socket_connect_timeout=2,
+                retry_on_timeout=False,
+            )
+        return self._redis
+
+    async def until_redis_answers(self, stage: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run ``step``; while Redis cannot be reached, wait and try again (nothing is lost).
+
+        Each step passed here is safe to repeat: state batches carry their offsets, and
+        deliveries carry their idempotency key.
+        """
+        delay = self.settings.redis_retry_s
+        while True:
+            try:
+                return await step()
+            except (ConnectionError, TimeoutError, BusyLoadingError, OSError) as exc:
+                self.metrics.redis_waits.labels(stage).inc()
+                log.warning("redis unavailable in %s (%s); retrying in %.1fs", stage, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def broker_url(bootstrap: str) -> str:
+    """Faust's broker URL for a comma-separated bootstrap list."""
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def create_app(
+    settings: Settings,
+    role: Role,
+    *,
+    kafka_bootstrap: str,
+    redis_url: str,
+    rules: RuleSet | None = None,
+) -> tuple[faust.App, Context]:
+    """Build the Faust app for a role; agents are registered on it by the caller."""
+    rules = rules if rules is not None else load_rules(settings.rules_file)
+    ctx = Context(
+        settings=settings,
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        rules=rules,
+        metrics=create_metrics(),
+    )
+    app = faust.App(
+        f"{settings.topic_prefix}engagement-{role}",
+        broker=broker_url(kafka_bootstrap),
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        value_serializer="raw",
+        key_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        # The first JoinGroup waits about half the session timeout; 10 s starts in ~6 s.
+        broker_session_timeout=10,
+        broker_heartbeat_interval=3,
+        producer_acks=-1,
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        # Agents catch their own errors; a crash must stop the process so that it restarts.
+        worker_redirect_stdouts=False,
+    )
+    ctx.app = app
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(ctx.metrics.registry), content_type="text/plain")
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "alive", "role": role})
+
+    return app, ctx

@@ -1,0 +1,143 @@
+"""The one settings object, read once at start-up. Every environment variable is named here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.errors import ConfigError
+from stream.topics import TopicNames
+
+# The environment variables the product reads, and nothing else.
+ENV = {
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "redis_url": "REDIS_URL",
+    "state_dir": "ENGAGEMENT_STATE_DIR",
+    "topic_prefix": "ENGAGEMENT_TOPIC_PREFIX",
+    "key_prefix": "ENGAGEMENT_KEY_PREFIX",
+    "pseudonym_key": "ENGAGEMENT_PSEUDONYM_KEY",
+    "timezone": "ENGAGEMENT_TIMEZONE",
+    "partitions": "ENGAGEMENT_PARTITIONS",
+    "rules_file": "ENGAGEMENT_RULES_FILE",
+    "webhook_url": "ENGAGEMENT_WEBHOOK_URL",
+    "webhook_timeout_s": "ENGAGEMENT_WEBHOOK_TIMEOUT_S",
+    "webhook_attempts": "ENGAGEMENT_WEBHOOK_ATTEMPTS",
+    "web_port": "ENGAGEMENT_WEB_PORT",
+    "max_message_bytes": "ENGAGEMENT_MAX_MESSAGE_BYTES",
+    "max_event_bytes": "ENGAGEMENT_MAX_EVENT_BYTES",
+    "dedup_ttl_days": "ENGAGEMENT_DEDUP_TTL_DAYS",
+    "state_ttl_days": "ENGAGEMENT_STATE_TTL_DAYS",
+    "batch_max": "ENGAGEMENT_BATCH_MAX",
+    "batch_within_s": "ENGAGEMENT_BATCH_WITHIN_S",
+    "sweep_interval_s": "ENGAGEMENT_SWEEP_INTERVAL_S",
+    "redis_retry_s": "ENGAGEMENT_REDIS_RETRY_S",
+    "log_level": "ENGAGEMENT_LOG_LEVEL",
+}
+
+
+def _env(field: str) -> AliasChoices:
+    return AliasChoices(ENV[field])
+
+
+class Settings(BaseSettings):
+    """Typed, frozen configuration. Build it with :func:`load_settings`, never at import time."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=_env("kafka_bootstrap_servers"),
+        description="host:port[,host:port]; unset means the embedded local broker.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=_env("redis_url"),
+        description="redis://host:port/db; unset means the embedded local Redis.",
+    )
+    state_dir: Path = Field(default=Path(".engagement"), validation_alias=_env("state_dir"))
+    topic_prefix: str = Field(
+        default="", validation_alias=_env("topic_prefix"), pattern=r"^[A-Za-z0-9._-]*$"
+    )
+    key_prefix: str = Field(
+        default="es", validation_alias=_env("key_prefix"), pattern=r"^[A-Za-z0-9._-]+$"
+    )
+    pseudonym_key: SecretStr = Field(validation_alias=_env("pseudonym_key"))
+    timezone: str = Field(default="Europe/London", validation_alias=_env("timezone"))
+    partitions: int = Field(default=4, ge=1, le=1024, validation_alias=_env("partitions"))
+    rules_file: Path | None = Field(default=None, validation_alias=_env("rules_file"))
+    webhook_url: str | None = Field(default=None, validation_alias=_env("webhook_url"))
+    webhook_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, validation_alias=_env("webhook_timeout_s")
+    )
+    webhook_attempts: int = Field(default=4, ge=1, le=20, validation_alias=_env("webhook_attempts"))
+    web_port: int = Field(default=6066, ge=1, le=65535, validation_alias=_env("web_port"))
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, validation_alias=_env("max_message_bytes")
+    )
+    max_event_bytes: int = Field(default=16_384, ge=256, validation_alias=_env("max_event_bytes"))
+    dedup_ttl_days: int = Field(default=14, ge=1, validation_alias=_env("dedup_ttl_days"))
+    state_ttl_days: int = Field(default=60, ge=1, validation_alias=_env("state_ttl_days"))
+    batch_max: int = Field(default=2000, ge=1, le=100_000, validation_alias=_env("batch_max"))
+    batch_within_s: float = Field(
+        default=0.05, gt=0, le=10, validation_alias=_env("batch_within_s")
+    )
+    sweep_interval_s: int = Field(
+        default=3600,
+        ge=60,
+        validation_alias=_env("sweep_interval_s"),
+        description="Event-time seconds between absence sweeps of a partition.",
+    )
+    redis_retry_s: float = Field(default=1.0, gt=0, le=60, validation_alias=_env("redis_retry_s"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=_env("log_level")
+    )
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _key_strength(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            msg = "must be at least 16 characters (use a long random secret)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = f"unknown timezone {value!r}; use an IANA name such as Europe/London"
+            raise ValueError(msg) from exc
+        return value
+
+    @property
+    def topics(self) -> TopicNames:
+        """Topic names under this deployment's prefix."""
+        return TopicNames(self.topic_prefix)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The institution's timezone, for day boundaries."""
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (plus overrides), or stop with what to fix."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings fills the rest
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn a settings validation error into lines naming the environment variable to fix."""
+    lines = ["The configuration is not valid:"]
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        name = ENV.get(field, field)
+        lines.append(f"  - {name}: {error['msg']}")
+    return "\n".join(lines)

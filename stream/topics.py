@@ -1,0 +1,54 @@
+"""Topic names, in one place. A prefix isolates deployments that share a cluster (and tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.common import Source
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Every topic the product reads or writes, under one optional prefix."""
+
+    prefix: str = ""
+
+    def raw(self, source: Source | str) -> str:
+        """Raw feed topic: real student ids, short retention."""
+        return f"{self.prefix}engagement.raw.{Source(source).value}"
+
+    @property
+    def raw_all(self) -> tuple[str, ...]:
+        """Every raw feed topic."""
+        return tuple(self.raw(source) for source in Source)
+
+    @property
+    def signals(self) -> str:
+        """Pseudonymous canonical signals, keyed (and partitioned) by student pseudonym."""
+        return f"{self.prefix}engagement.signals"
+
+    @property
+    def nudges(self) -> str:
+        """Nudges with their full explanation, keyed by pseudonym."""
+        return f"{self.prefix}engagement.nudges"
+
+    @property
+    def interventions(self) -> str:
+        """The intervention log of record: one entry per decision."""
+        return f"{self.prefix}engagement.interventions"
+
+    @property
+    def deadletter(self) -> str:
+        """Refused input with a machine-readable reason and a redacted excerpt."""
+        return f"{self.prefix}engagement.deadletter"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every topic, for creating them up front."""
+        return (
+            *self.raw_all,
+            self.signals,
+            self.nudges,
+            self.interventions,
+            self.deadletter,
+        )
