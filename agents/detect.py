@@ -34,8 +34,11 @@ class Detection:
 class Detector:
     """Evaluates the rule set against the state after each batch."""
 
-    def __init__(self, store: EngagementStore, rules: RuleSet, zone: ZoneInfo) -> None:
+    def __init__(
+        self, store: EngagementStore, rules: RuleSet, zone: ZoneInfo, *, grace_ms: int = 0
+    ) -> None:
         self.store = store
+        self.grace_ms = grace_ms
         self.zone = zone
         absence = rules.of_kind(VleAbsenceRule)
         self.absence: VleAbsenceRule | None = absence[0] if absence else None
@@ -97,8 +100,12 @@ class Detector:
             detection.nudges.append(
                 vle_absence_nudge(rule, gap.pseudonym, gap.last_seen_ms, self.zone)
             )
-        threshold = rule.days * MS_PER_DAY
-        for partition, watermark in sorted(result.watermarks.items()):
+        # An absence is only final once events up to the grace period late have had their
+        # chance to arrive: until then a slow partition or a late upload could still fill it.
+        threshold = rule.days * MS_PER_DAY + self.grace_ms
+        for (partition, source), watermark in sorted(result.watermarks.items()):
+            if source != "vle":
+                continue  # VLE absence is judged against the VLE feed's own progress
             due = await self.store.due_vle(partition, watermark - threshold)
             if not due:
                 continue

@@ -96,6 +96,7 @@ class EngagementAgent:
         started = time.perf_counter()
         result = await self.apply(events)
         self.metrics.duplicates.inc(result.duplicates)
+        self.metrics.signals_applied.inc(result.applied)
         self.metrics.redelivered_messages.inc(result.skipped_messages)
         partitions = {event.message.partition for event in events}
 

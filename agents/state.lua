@@ -11,7 +11,9 @@
 -- applied before a crash or rebalance and is being delivered again. Event ids are
 -- de-duplicated per student. Returns {applied, duplicates, skipped_messages, gaps, wms} where
 -- gaps is a flat list of pseudonym, partition, previous-last-seen-ms, new-ms and wms a flat
--- list of partition, watermark-ms.
+-- list of partition, source, watermark-ms. Watermarks are kept per partition *and source*:
+-- an absence on one feed is judged against that feed's own progress, so a feed that is
+-- behind (or silent) never makes its students look absent.
 local prefix = ARGV[1]
 local group = ARGV[2]
 local dedup_ttl = tonumber(ARGV[3])
@@ -40,10 +42,6 @@ for i = 6, #ARGV, 3 do
   else
     last_offset[partition] = offset
     local batch = cjson.decode(ARGV[i + 2])
-    local wm = watermarks[partition]
-    if wm == nil then
-      wm = tonumber(redis.call('HGET', wm_key, partition) or '0')
-    end
     local due_key = prefix .. ':due:vle:' .. partition
     local pending_key = prefix .. ':pending:att:' .. partition
     for _, s in ipairs(batch['signals']) do
@@ -55,7 +53,12 @@ for i = 6, #ARGV, 3 do
         local ts = s['occurred_at_ms']
         local src = s['source']
         local day = s['day']
-        if ts > wm then wm = ts end
+        local wfield = partition .. ':' .. src
+        local wm = watermarks[wfield]
+        if wm == nil then
+          wm = tonumber(redis.call('HGET', wm_key, wfield) or '0')
+        end
+        if ts > wm then watermarks[wfield] = ts else watermarks[wfield] = wm end
         redis.call('HINCRBY', sk, 'd:' .. day .. ':' .. src, 1)
         if src == 'attendance' then
           redis.call('HINCRBY', sk, 'd:' .. day .. ':a:' .. s['kind'], 1)
@@ -110,7 +113,6 @@ for i = 6, #ARGV, 3 do
         duplicates = duplicates + 1
       end
     end
-    watermarks[partition] = wm
   end
 end
 
@@ -123,9 +125,11 @@ for sk, _ in pairs(touched) do
   redis.call('EXPIRE', sk, state_ttl)
 end
 local wms = {}
-for partition, wm in pairs(watermarks) do
-  redis.call('HSET', wm_key, partition, wm)
+for wfield, wm in pairs(watermarks) do
+  redis.call('HSET', wm_key, wfield, wm)
+  local partition, src = string.match(wfield, '^(%d+):(%a+)$')
   table.insert(wms, partition)
+  table.insert(wms, src)
   table.insert(wms, wm)
 end
 for partition, offset in pairs(last_offset) do

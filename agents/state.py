@@ -6,7 +6,7 @@ Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals p
                                ``first`` and ``ls:{source}`` (epoch ms), ``nudged:{rule}``
 - ``{p}:seen:{pseudonym}:{id}`` event-id de-duplication marker (expires)
 - ``{p}:offsets:{g}``          hash: partition → last applied offset of the signals topic
-- ``{p}:wm:{g}``               hash: partition → watermark (max event time applied, ms)
+- ``{p}:wm:{g}``               hash: ``{partition}:{source}`` → watermark (max event time, ms)
 - ``{p}:due:vle:{n}``          sorted set: pseudonym scored by the start of its VLE absence
 - ``{p}:pending:att:{n}``      hash: pseudonym → ``first_day:last_day:published_ms`` to evaluate
 - ``{p}:id:{pseudonym}``       the student id, for re-identification at delivery only (expires)
@@ -44,7 +44,7 @@ class ApplyResult:
     duplicates: int = 0
     skipped_messages: int = 0
     gaps: list[Gap] = field(default_factory=list)
-    watermarks: dict[int, int] = field(default_factory=dict)
+    watermarks: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ class EngagementStore:
             result.gaps.append(
                 Gap(_text(gaps[i]), int(gaps[i + 1]), int(gaps[i + 2]), int(gaps[i + 3]))
             )
-        for i in range(0, len(wms), 2):
-            result.watermarks[int(wms[i])] = int(wms[i + 1])
+        for i in range(0, len(wms), 3):
+            result.watermarks[(int(wms[i]), _text(wms[i + 1]))] = int(wms[i + 2])
         return result
 
     async def applied_offsets(self) -> dict[int, int]:
@@ -114,10 +114,14 @@ class EngagementStore:
         raw = await self.redis.hgetall(f"{self.prefix}:offsets:{self.group}")
         return {int(k): int(v) for k, v in raw.items()}
 
-    async def watermarks(self) -> dict[int, int]:
-        """Watermark (max applied event time, ms) per signals partition."""
+    async def watermarks(self) -> dict[tuple[int, str], int]:
+        """Watermark (max applied event time, ms) per signals partition and source."""
         raw = await self.redis.hgetall(f"{self.prefix}:wm:{self.group}")
-        return {int(k): int(v) for k, v in raw.items()}
+        out = {}
+        for key, value in raw.items():
+            partition, source = _text(key).split(":")
+            out[(int(partition), source)] = int(value)
+        return out
 
     async def pending_attendance(self, partition: int) -> list[Pending]:
         """Students whose attendance changed and whose rules have not been evaluated since."""

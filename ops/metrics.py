@@ -19,6 +19,7 @@ class Metrics:
     signals_emitted: Counter
     dead_lettered: Counter
     duplicates: Counter
+    signals_applied: Counter
     redelivered_messages: Counter
     nudges: Counter
     interventions: Counter
@@ -52,6 +53,11 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         duplicates=Counter(
             "engagement_duplicates_total",
             "Events dropped because their event_id was seen.",
+            registry=reg,
+        ),
+        signals_applied=Counter(
+            "engagement_signals_applied_total",
+            "Signals applied to per-student state (after de-duplication).",
             registry=reg,
         ),
         redelivered_messages=Counter(

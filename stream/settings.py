@@ -35,6 +35,7 @@ ENV = {
     "batch_within_s": "ENGAGEMENT_BATCH_WITHIN_S",
     "sweep_interval_s": "ENGAGEMENT_SWEEP_INTERVAL_S",
     "redis_retry_s": "ENGAGEMENT_REDIS_RETRY_S",
+    "late_grace_hours": "ENGAGEMENT_LATE_GRACE_HOURS",
     "log_level": "ENGAGEMENT_LOG_LEVEL",
 }
 
@@ -90,6 +91,13 @@ class Settings(BaseSettings):
         ge=60,
         validation_alias=_env("sweep_interval_s"),
         description="Event-time seconds between absence sweeps of a partition.",
+    )
+    late_grace_hours: float = Field(
+        default=48,
+        ge=0,
+        le=24 * 14,
+        validation_alias=_env("late_grace_hours"),
+        description="How late an event may arrive and still count; absence rules wait for it.",
     )
     redis_retry_s: float = Field(default=1.0, gt=0, le=60, validation_alias=_env("redis_retry_s"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -1,0 +1,283 @@
+"""The ``engagement`` command and its sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from stream.errors import EngagementError
+from stream.settings import ENV
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get(ENV["state_dir"], ".engagement"))
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """Start, stop or describe the local broker and Redis."""
+    from stream import stack  # keeps `engagement --help` fast
+    from stream.runtime import dev_key
+
+    state_dir = _state_dir()
+    if args.action == "up":
+        endpoints = stack.up(
+            state_dir,
+            kafka_bootstrap=os.environ.get(ENV["kafka_bootstrap_servers"]),
+            redis_url=os.environ.get(ENV["redis_url"]),
+        )
+        dev_key(state_dir, create=True)
+        kafka_kind = "embedded" if endpoints.embedded_kafka else "external"
+        redis_kind = "embedded" if endpoints.embedded_redis else "external"
+        print(f"broker  {endpoints.kafka_bootstrap}  ({kafka_kind})")
+        print(f"redis   {endpoints.redis_url}  ({redis_kind})")
+        print(f"state   {state_dir / 'stack.json'}")
+    elif args.action == "down":
+        print("stopped" if stack.down(state_dir) else "nothing was running")
+    else:
+        print(json.dumps(stack.status(state_dir), indent=2, default=str))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the worker or the notifier in the foreground."""
+    from stream.runtime import load_runtime
+    from stream.worker import run
+
+    run(load_runtime(), args.command)
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Validate and publish a JSONL/CSV/TSV file of events."""
+    from stream.publisher import Publisher, ensure_topics, publish_file
+    from stream.runtime import load_runtime
+
+    runtime = load_runtime()
+    topics = runtime.settings.topics
+    ensure_topics(runtime.kafka_bootstrap, topics, runtime.settings.partitions)
+    with Publisher(
+        runtime.kafka_bootstrap, topics=topics, envelope_size=args.envelope_size
+    ) as publisher:
+        report = publish_file(Path(args.file), args.source, publisher)
+    print(report.summary())
+    return 0 if report.sent else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Generate a cohort, write its ground truth, and publish it (unless --no-publish)."""
+    from stream.publisher import Publisher, ensure_topics
+    from stream.runtime import load_runtime
+    from stream.simulate import SimConfig, publish_simulation, simulate
+
+    config = SimConfig(
+        students=args.students,
+        weeks=args.weeks,
+        seed=args.seed,
+        start=date.fromisoformat(args.start),
+    )
+    sim = simulate(config)
+    sim.truth.write(Path(args.truth))
+    print(f"simulated {len(sim.events)} events and {len(sim.malformed)} malformed inputs")
+    print(f"ground truth written to {args.truth}")
+    if args.no_publish:
+        return 0
+    runtime = load_runtime()
+    ensure_topics(runtime.kafka_bootstrap, runtime.settings.topics, runtime.settings.partitions)
+    with Publisher(
+        runtime.kafka_bootstrap, topics=runtime.settings.topics, envelope_size=args.envelope_size
+    ) as publisher:
+        report = publish_simulation(sim, publisher)
+    print(report.summary())
+    return 0
+
+
+def cmd_prefs(args: argparse.Namespace) -> int:
+    """Show or change a student's opt-outs of automated prompts."""
+    import redis.asyncio as aioredis
+
+    from schemas.nudges import Channel
+    from schemas.preferences import Preferences
+    from sinks.preferences import PreferenceStore
+    from stream.pseudonym import Pseudonymiser
+    from stream.runtime import load_runtime
+
+    runtime = load_runtime()
+    pseudonym = Pseudonymiser(runtime.settings.pseudonym_key)(args.student_id)
+
+    async def go() -> Preferences:
+        client = aioredis.Redis.from_url(runtime.redis_url)
+        store = PreferenceStore(client, runtime.settings.key_prefix)
+        try:
+            current = await store.get(pseudonym)
+            if args.action == "show":
+                return current
+            channels = set(current.opted_out_channels)
+            opt_out_all = current.opt_out_all
+            for name in args.opt_out or []:
+                if name == "all":
+                    opt_out_all = True
+                else:
+                    channels.add(Channel(name))
+            for name in args.opt_in or []:
+                if name == "all":
+                    opt_out_all = False
+                    channels.clear()
+                else:
+                    channels.discard(Channel(name))
+            updated = Preferences(
+                opt_out_all=opt_out_all,
+                opted_out_channels=frozenset(channels),
+                updated_at=datetime.now(UTC),
+                source=args.source,
+            )
+            await store.set(pseudonym, updated)
+            return updated
+        finally:
+            await client.aclose()
+
+    prefs = asyncio.run(go())
+    print(prefs.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_interventions(args: argparse.Namespace) -> int:
+    """Print every intervention record about one student (what they are entitled to see)."""
+    import redis.asyncio as aioredis
+
+    from sinks.interventions import InterventionLog
+    from stream.pseudonym import Pseudonymiser
+    from stream.runtime import load_runtime
+
+    runtime = load_runtime()
+    pseudonym = Pseudonymiser(runtime.settings.pseudonym_key)(args.student_id)
+
+    async def go() -> list[str]:
+        client = aioredis.Redis.from_url(runtime.redis_url)
+        try:
+            records = await InterventionLog(client, runtime.settings.key_prefix, None).for_student(
+                pseudonym
+            )
+        finally:
+            await client.aclose()
+        return [r.model_dump_json() for r in records]
+
+    for line in asyncio.run(go()):
+        print(line)
+    return 0
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    """Run the local notification-service stand-in."""
+    from stream.receiver import serve
+
+    serve(args.host, args.port, Path(args.out))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole product on the embedded stack and print a report."""
+    from stream.demo import run_demo
+
+    return run_demo(students=args.students, weeks=args.weeks, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure throughput, latency and memory of one worker."""
+    from stream.bench import run_bench
+
+    return run_bench(
+        events=args.events,
+        envelope_size=args.envelope_size,
+        rate=args.rate,
+        latency_seconds=args.latency_seconds,
+        out=Path(args.out) if args.out else None,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="engagement",
+        description="Real-time engagement signals and respectful nudges for universities.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="local broker and Redis: up, down, status")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    sub.add_parser("worker", help="run ingest and engagement agents").set_defaults(func=cmd_run)
+    sub.add_parser("notifier", help="run the notifier").set_defaults(func=cmd_run)
+
+    publish = sub.add_parser("publish", help="publish a JSONL, CSV or TSV file of events")
+    publish.add_argument("file")
+    publish.add_argument("--source", required=True, choices=["swipe", "attendance", "vle"])
+    publish.add_argument("--envelope-size", type=int, default=500)
+    publish.set_defaults(func=cmd_publish)
+
+    simulate = sub.add_parser("simulate", help="generate and publish a realistic cohort")
+    simulate.add_argument("--students", type=int, default=500)
+    simulate.add_argument("--weeks", type=int, default=4)
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--start", default="2026-09-28", help="a Monday, YYYY-MM-DD")
+    simulate.add_argument("--truth", default="ground-truth.json")
+    simulate.add_argument("--envelope-size", type=int, default=500)
+    simulate.add_argument("--no-publish", action="store_true")
+    simulate.set_defaults(func=cmd_simulate)
+
+    prefs = sub.add_parser("prefs", help="show or set a student's opt-outs")
+    prefs.add_argument("action", choices=["show", "set"])
+    prefs.add_argument("student_id")
+    channels = ["all", "email", "sms", "app"]
+    prefs.add_argument("--opt-out", nargs="+", choices=channels)
+    prefs.add_argument("--opt-in", nargs="+", choices=channels)
+    prefs.add_argument("--source", default="cli", help="who made the change, for the history")
+    prefs.set_defaults(func=cmd_prefs)
+
+    interventions = sub.add_parser("interventions", help="read a student's intervention records")
+    interventions.add_argument("action", choices=["show"])
+    interventions.add_argument("student_id")
+    interventions.set_defaults(func=cmd_interventions)
+
+    receiver = sub.add_parser("receiver", help="a local stand-in for the notification service")
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--port", type=int, default=8080)
+    receiver.add_argument("--out", default="received.jsonl")
+    receiver.set_defaults(func=cmd_receiver)
+
+    demo = sub.add_parser("demo", help="the whole product on the embedded stack, with a report")
+    demo.add_argument("--students", type=int, default=500)
+    demo.add_argument("--weeks", type=int, default=4)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="throughput, latency percentiles and memory")
+    bench.add_argument("--events", type=int, default=200_000)
+    bench.add_argument("--envelope-size", type=int, default=500)
+    bench.add_argument("--rate", type=int, default=2000, help="events/s for the latency phase")
+    bench.add_argument("--latency-seconds", type=int, default=20)
+    bench.add_argument("--out", help="also write the figures as JSON here")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a sub-command; a known error prints its message, not a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EngagementError as exc:
+        print(f"engagement: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

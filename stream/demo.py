@@ -1,0 +1,217 @@
+"""``engagement demo``: the whole product on the embedded stack, ending with a readable report."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from schemas.preferences import Preferences
+from stream.processes import Child, ProcessError, free_port, scrape, total
+from stream.pseudonym import Pseudonymiser
+from stream.publisher import Publisher, ensure_topics
+from stream.settings import load_settings
+from stream.simulate import DISENGAGING, SimConfig, Simulation, publish_simulation, simulate
+from stream.stack import LocalStack
+
+OPT_OUT_SHARE = 0.15
+SETTLE_TIMEOUT_S = 120.0
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _opt_out_some(sim: Simulation, client: redis.Redis, prefix: str, key: str) -> set[str]:
+    """Opt a deterministic share of students out of all automated prompts."""
+    pseudonymise = Pseudonymiser(load_settings(pseudonym_key=key).pseudonym_key)
+    chosen = sorted(sim.truth.students)[:: int(1 / OPT_OUT_SHARE)]
+    prefs = Preferences(opt_out_all=True, updated_at=datetime.now(UTC), source="demo")
+    for student_id in chosen:
+        client.set(f"{prefix}:prefs:{pseudonymise(student_id)}", prefs.model_dump_json())
+    return set(chosen)
+
+
+def _wait_settled(
+    worker: Child,
+    worker_port: int,
+    notifier: Child,
+    notifier_port: int,
+    expected_signals: int,
+    expected_dead: int,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Poll both processes' metrics until every event is applied and every nudge decided."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    stable_since: float | None = None
+    last: tuple[float, float] = (-1.0, -1.0)
+    applied = dead = nudges = decided = 0.0
+    while time.monotonic() < deadline:
+        for child in (worker, notifier):
+            if not child.alive():
+                msg = f"{child.name} stopped unexpectedly:\n{child.tail()}"
+                raise ProcessError(msg)
+        w, n = scrape(worker_port), scrape(notifier_port)
+        applied = total(w, "engagement_signals_applied_total")
+        dead = total(w, "engagement_deadlettered_total")
+        nudges = total(w, "engagement_nudges_total")
+        decided = total(n, "engagement_interventions_total") + total(
+            n, "engagement_duplicates_total"
+        )
+        if applied >= expected_signals and dead >= expected_dead and decided >= nudges > 0:
+            if last == (nudges, decided) and stable_since and time.monotonic() - stable_since > 3:
+                return w, n
+            if last != (nudges, decided):
+                stable_since = time.monotonic()
+            last = (nudges, decided)
+        time.sleep(0.25)
+    msg = (
+        f"the pipeline did not settle in {SETTLE_TIMEOUT_S:.0f}s: signals applied "
+        f"{applied:.0f}/{expected_signals}, dead letters {dead:.0f}/{expected_dead}, nudges "
+        f"{nudges:.0f}, decided {decided:.0f}; logs are in .engagement/demo"
+    )
+    raise ProcessError(msg)
+
+
+def _by_label(samples: dict[str, float], name: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in samples.items():
+        if key.startswith(name + "{"):
+            out[key[len(name) + 1 : -1]] = value
+    return out
+
+
+def _report(
+    sim: Simulation,
+    w: dict[str, float],
+    n: dict[str, float],
+    client: redis.Redis,
+    prefix: str,
+    key: str,
+    opted_out: set[str],
+    received: Path,
+    elapsed: float,
+) -> None:
+    pseudonymise = Pseudonymiser(load_settings(pseudonym_key=key).pseudonym_key)
+    _say("\n=== engagement-stream demo report ===")
+    _say(
+        f"cohort: {len(sim.truth.students)} students, {sim.config.weeks} weeks from "
+        f"{sim.config.start:%d %b %Y} (Europe/London), processed in {elapsed:.1f}s"
+    )
+    _say("\nEvents in, per source:")
+    for label, value in sorted(_by_label(w, "engagement_events_received_total").items()):
+        _say(f"  {label.split('=')[1]:<12} {int(value):>8}")
+    _say(f"  duplicates counted once: {int(total(w, 'engagement_duplicates_total'))}")
+    _say("\nDead-lettered, by reason:")
+    for label, value in sorted(_by_label(w, "engagement_deadlettered_total").items()):
+        _say(f"  {label.split('=')[1]:<24} {int(value):>4}")
+    _say("\nNudges, by rule:")
+    for label, value in sorted(_by_label(w, "engagement_nudges_total").items()):
+        _say(f"  {label:<60} {int(value):>4}")
+    _say("\nDecisions (intervention records), by outcome:")
+    for label, value in sorted(_by_label(n, "engagement_interventions_total").items()):
+        _say(f"  {label.split('=')[1]:<20} {int(value):>4}")
+    reached: Counter[str] = Counter()
+    people: Counter[str] = Counter()
+    suppressed_opted_out = 0
+    for student_id, truth in sim.truth.students.items():
+        people[truth.persona.value] += 1
+        rows = client.lrange(f"{prefix}:iv:{pseudonymise(student_id)}", 0, -1)
+        if rows:
+            reached[truth.persona.value] += 1
+        if student_id in opted_out:
+            suppressed_opted_out += sum(1 for r in rows if json.loads(r)["outcome"] == "suppressed")
+    _say(
+        f"\n{len(opted_out)} students had opted out of automated prompts; "
+        f"{suppressed_opted_out} nudges to them were suppressed, none delivered."
+    )
+    _say("\nSimulated disengaging students who were nudged:")
+    for persona in DISENGAGING:
+        _say(f"  {persona.value:<20} {reached[persona.value]:>3} of {people[persona.value]:>3}")
+    engaged_reached = reached["engaged"]
+    _say(f"  (engaged students nudged: {engaged_reached} of {people['engaged']})")
+    lines = received.read_text(encoding="utf-8").splitlines() if received.exists() else []
+    if lines:
+        payload: dict[str, Any] = json.loads(lines[0])["payload"]
+        _say("\nOne nudge as the notification service received it:")
+        _say(
+            f"  nudge {payload['nudge_id']}  rule {payload['rule_id']} "
+            f"v{payload['rule_version']}  tier {payload['tier']}  channels {payload['channels']}"
+        )
+        _say("  explanation: " + json.dumps(payload["explanation"], indent=2).replace("\n", "\n  "))
+        _say("  message:\n    " + payload["message"]["body"].replace("\n", "\n    "))
+
+
+def run_demo(*, students: int, weeks: int, seed: int) -> int:
+    """Start everything, simulate a cohort, report, and stop everything that was started."""
+    workdir = Path(".engagement") / "demo"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    key = secrets.token_urlsafe(32)
+    prefix = f"demo{secrets.token_hex(3)}"
+    started = time.monotonic()
+    _say("starting the embedded broker and Redis ...")
+    with LocalStack(workdir / "stack") as stack:
+        endpoints = stack.endpoints
+        worker_port, notifier_port, receiver_port = free_port(), free_port(), free_port()
+        received = workdir / "received.jsonl"
+        env = {
+            **endpoints.as_env(),
+            "ENGAGEMENT_PSEUDONYM_KEY": key,
+            "ENGAGEMENT_TOPIC_PREFIX": f"{prefix}.",
+            "ENGAGEMENT_KEY_PREFIX": prefix,
+            "ENGAGEMENT_WEBHOOK_URL": f"http://127.0.0.1:{receiver_port}/notify",
+            "ENGAGEMENT_STATE_DIR": str(workdir),
+        }
+        settings = load_settings(pseudonym_key=key, topic_prefix=f"{prefix}.")
+        ensure_topics(endpoints.kafka_bootstrap, settings.topics, settings.partitions)
+        receiver = Child(
+            "receiver",
+            ["receiver", "--port", str(receiver_port), "--out", str(received)],
+            env,
+            workdir,
+        ).start()
+        worker = Child(
+            "worker", ["worker"], {**env, "ENGAGEMENT_WEB_PORT": str(worker_port)}, workdir
+        ).start()
+        notifier = Child(
+            "notifier", ["notifier"], {**env, "ENGAGEMENT_WEB_PORT": str(notifier_port)}, workdir
+        ).start()
+        client = redis.Redis.from_url(endpoints.redis_url)
+        try:
+            _say("simulating the cohort ...")
+            sim = simulate(SimConfig(students=students, weeks=weeks, seed=seed))
+            sim.truth.write(workdir / "ground-truth.json")
+            opted_out = _opt_out_some(sim, client, prefix, key)
+            receiver.wait_http(receiver_port)
+            worker.wait_http(worker_port)
+            notifier.wait_http(notifier_port)
+            _say(f"publishing {len(sim.events)} events and {len(sim.malformed)} bad inputs ...")
+            t0 = time.monotonic()
+            with Publisher(endpoints.kafka_bootstrap, topics=settings.topics) as publisher:
+                report = publish_simulation(sim, publisher)
+            _say(report.summary().splitlines()[0])
+            w, n = _wait_settled(
+                worker,
+                worker_port,
+                notifier,
+                notifier_port,
+                sum(sim.truth.totals.values()),
+                len(sim.malformed),
+            )
+            _report(sim, w, n, client, prefix, key, opted_out, received, time.monotonic() - t0)
+        finally:
+            client.close()
+            for child in (notifier, worker, receiver):
+                child.stop()
+    _say(
+        f"\nall stopped; the demo took {time.monotonic() - started:.0f}s "
+        f"(logs and ground truth in {workdir})"
+    )
+    return 0

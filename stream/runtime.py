@@ -1,0 +1,71 @@
+"""Start-up: settings, where the broker and Redis are, and the development pseudonym key."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from stream.errors import ConfigError
+from stream.settings import ENV, Settings, load_settings
+
+DEV_KEY_FILE = "pseudonym.key"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Validated settings plus the resolved service addresses."""
+
+    settings: Settings
+    kafka_bootstrap: str
+    redis_url: str
+
+
+def dev_key(state_dir: Path, *, create: bool) -> str | None:
+    """The local stack's pseudonym key (created with the stack; never used in production)."""
+    path = state_dir / DEV_KEY_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    if not create:
+        return None
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key, encoding="utf-8")
+    path.chmod(0o600)
+    return key
+
+
+def _recorded_endpoints(state_dir: Path) -> tuple[str | None, str | None]:
+    path = state_dir / "stack.json"
+    if not path.exists():
+        return None, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    endpoints = data.get("endpoints", {})
+    return endpoints.get("kafka_bootstrap"), endpoints.get("redis_url")
+
+
+def load_runtime(**overrides: object) -> Runtime:
+    """Settings and addresses for a worker, the notifier or a CLI command, or stop with a fix."""
+    state_dir = Path(os.environ.get(ENV["state_dir"], ".engagement"))
+    if ENV["pseudonym_key"] not in os.environ and "pseudonym_key" not in overrides:
+        key = dev_key(state_dir, create=False)
+        if key is not None:
+            overrides["pseudonym_key"] = key
+    settings = load_settings(**overrides)
+    kafka, redis_url = settings.kafka_bootstrap_servers, settings.redis_url
+    if kafka is None or redis_url is None:
+        recorded_kafka, recorded_redis = _recorded_endpoints(settings.state_dir)
+        kafka = kafka or recorded_kafka
+        redis_url = redis_url or recorded_redis
+    if kafka is None or redis_url is None:
+        msg = (
+            "No broker or Redis to use: set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL, or start "
+            f"the local stack with `engagement stack up` (state in {settings.state_dir})."
+        )
+        raise ConfigError(msg)
+    return Runtime(settings, kafka, redis_url)

@@ -1,0 +1,57 @@
+"""Build and run the processes: the worker (ingest + engagement) and the notifier."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from agents.detect import Detector
+from agents.engagement import EngagementAgent
+from agents.ingest import register_ingest
+from agents.state import EngagementStore
+from schemas.rules import RuleSet
+from sinks.notifier import register_notifier
+from stream.app import Context, Role, create_app
+from stream.runtime import Runtime
+
+
+def _store(ctx: Context) -> EngagementStore:
+    settings = ctx.settings
+    return EngagementStore(
+        ctx.redis,
+        prefix=settings.key_prefix,
+        group=f"{settings.topic_prefix}engagement-worker",
+        dedup_ttl_s=settings.dedup_ttl_days * 86_400,
+        state_ttl_s=settings.state_ttl_days * 86_400,
+    )
+
+
+def build(runtime: Runtime, role: Role, rules: RuleSet | None = None) -> tuple[faust.App, Context]:
+    """The Faust app for ``role`` with its agents registered."""
+    app, ctx = create_app(
+        runtime.settings,
+        role,
+        kafka_bootstrap=runtime.kafka_bootstrap,
+        redis_url=runtime.redis_url,
+        rules=rules,
+    )
+    store = _store(ctx)
+    if role == "worker":
+        register_ingest(ctx, store)
+        grace_ms = int(runtime.settings.late_grace_hours * 3_600_000)
+        detector = Detector(store, ctx.rules, runtime.settings.zone, grace_ms=grace_ms)
+        EngagementAgent(ctx, store, detector).register()
+    else:
+        register_notifier(ctx, store)
+    return app, ctx
+
+
+def run(runtime: Runtime, role: Role) -> Any:
+    """Run a worker or the notifier until it is stopped (SIGTERM/SIGINT)."""
+    app, _ = build(runtime, role)
+    level = runtime.settings.log_level.lower()
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    worker = faust.Worker(app, loglevel=level, quiet=True)
+    return worker.execute_from_commandline()
