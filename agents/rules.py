@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -104,7 +105,8 @@ def attendance_nudge(
     """The nudge for one breached attendance window, explained in words a student can read."""
     start, end = date.fromordinal(window.start_day), date.fromordinal(window.end_day)
     created = datetime.combine(end, datetime.max.time(), tzinfo=zone).replace(microsecond=0)
-    percent = round(window.rate * 100)
+    # Rounded down, so a rate just under the threshold never reads as equal to it.
+    percent = math.floor(window.rate * 100)
     summary = (
         f"Between {_pretty(start)} and {_pretty(end)} you attended {window.attended} of the "
         f"{window.expected} timetabled sessions you were expected at ({percent}%). "

@@ -23,6 +23,7 @@ local absence_ms = tonumber(ARGV[5])
 local offsets_key = prefix .. ':offsets:' .. group
 local wm_key = prefix .. ':wm:' .. group
 
+local status_slot = {present = 1, late = 2, absent = 3, excused = 4}
 local applied, duplicates, skipped = 0, 0, 0
 local gaps = {}
 local touched = {}
@@ -61,7 +62,22 @@ for i = 6, #ARGV, 3 do
         if ts > wm then watermarks[wfield] = ts else watermarks[wfield] = wm end
         redis.call('HINCRBY', sk, 'd:' .. day .. ':' .. src, 1)
         if src == 'attendance' then
-          redis.call('HINCRBY', sk, 'd:' .. day .. ':a:' .. s['kind'], 1)
+          -- One field per day holds the four mark counts, so a window is one HMGET field a day.
+          local slot = status_slot[s['kind']]
+          if slot then
+            local af = 'a:' .. day
+            local counts = {0, 0, 0, 0}
+            local current = redis.call('HGET', sk, af)
+            if current then
+              local n = 1
+              for v in string.gmatch(current, '%d+') do
+                counts[n] = tonumber(v)
+                n = n + 1
+              end
+            end
+            counts[slot] = counts[slot] + 1
+            redis.call('HSET', sk, af, table.concat(counts, ','))
+          end
           local pkey = pending_key .. '|' .. who
           local p = pending[pkey]
           if p == nil then

@@ -2,7 +2,8 @@
 
 Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals partition):
 
-- ``{p}:s:{pseudonym}``        hash: ``d:{day}:{source}`` and ``d:{day}:a:{status}`` counts,
+- ``{p}:s:{pseudonym}``        hash: ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks
+                               as ``present,late,absent,excused``,
                                ``first`` and ``ls:{source}`` (epoch ms), ``nudged:{rule}``
 - ``{p}:seen:{pseudonym}:{id}`` event-id de-duplication marker (expires)
 - ``{p}:offsets:{g}``          hash: partition → last applied offset of the signals topic
@@ -14,6 +15,7 @@ Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,7 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agents.rules import ATTENDANCE_STATUSES, AttendanceDay
+from agents.rules import AttendanceDay
 
 _SCRIPT = resources.files("agents").joinpath("state.lua").read_text(encoding="utf-8")
 
@@ -79,6 +81,7 @@ class EngagementStore:
         self._dedup_ttl = dedup_ttl_s
         self._state_ttl = state_ttl_s
         self._script = client.register_script(_SCRIPT)
+        self._identity_written: dict[str, float] = {}
 
     def student_key(self, pseudonym: str) -> str:
         """Key of one student's state hash."""
@@ -148,8 +151,9 @@ class EngagementStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in pending:
                 fields = [f"nudged:{rule_id}"]
-                for day in range(item.first_day - window_days + 1, item.last_day + 1):
-                    fields.extend(f"d:{day}:a:{status}" for status in ATTENDANCE_STATUSES)
+                fields.extend(
+                    f"a:{day}" for day in range(item.first_day - window_days + 1, item.last_day + 1)
+                )
                 fields_by_student[item.pseudonym] = fields
                 pipe.hmget(self.student_key(item.pseudonym), fields)
             replies = await pipe.execute()
@@ -157,13 +161,11 @@ class EngagementStore:
         for item, values in zip(pending, replies, strict=True):
             fields = fields_by_student[item.pseudonym]
             nudged = int(values[0]) if values[0] is not None else None
-            counts: dict[int, dict[str, int]] = {}
+            days: dict[int, AttendanceDay] = {}
             for name, value in zip(fields[1:], values[1:], strict=True):
-                if value is None:
-                    continue
-                _, day_text, _, status = name.split(":")
-                counts.setdefault(int(day_text), {})[status] = int(value)
-            days = {d: AttendanceDay(**marks) for d, marks in counts.items()}
+                if value is not None:
+                    counts = (int(n) for n in _text(value).split(","))
+                    days[int(name[2:])] = AttendanceDay(*counts)
             history[item.pseudonym] = (days, nudged)
         return history
 
@@ -190,13 +192,28 @@ class EngagementStore:
             await self.redis.zrem(f"{self.prefix}:due:vle:{partition}", *names)
 
     async def remember_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:
-        """Keep pseudonym → student id for delivery; written once per batch in one pipeline."""
-        if not identities:
+        """Keep pseudonym → student id for delivery, in one pipeline per batch.
+
+        A student seen again within a tenth of the TTL is not rewritten: the key cannot expire
+        before then, and skipping it saves one Redis write per event on the hot path.
+        """
+        now = time.monotonic()
+        refresh = ttl_s / 10
+        fresh = {
+            p: sid
+            for p, sid in identities.items()
+            if now - self._identity_written.get(p, -refresh) >= refresh
+        }
+        if not fresh:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
-            for pseudonym, student_id in identities.items():
+            for pseudonym, student_id in fresh.items():
                 pipe.set(f"{self.prefix}:id:{pseudonym}", student_id, ex=ttl_s)
             await pipe.execute()
+        if len(self._identity_written) > 500_000:
+            self._identity_written.clear()
+        for pseudonym in fresh:
+            self._identity_written[pseudonym] = now
 
     async def identity(self, pseudonym: str) -> str | None:
         """The student id behind a pseudonym, for re-identification at delivery only."""

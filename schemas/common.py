@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict

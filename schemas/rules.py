@@ -20,7 +20,7 @@ class _Rule(BaseModel):
     version: int = Field(ge=1)
     description: str = Field(min_length=10)
     tier: Tier = Tier.PROMPT
-    channels: tuple[Channel, ...] = (Channel.EMAIL,)
+    channels: tuple[Channel, ...] = Field(default=(Channel.EMAIL,), min_length=1)
     enabled: bool = True
 
 
@@ -101,8 +101,9 @@ def load_rules(path: Path | None = None) -> RuleSet:
             loc = list(error["loc"])
             where = ".".join(str(part) for part in loc)
             if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-                rules = data.get("rules", [])
-                rule_id = rules[loc[1]].get("id", "?") if loc[1] < len(rules) else "?"
+                rules = data["rules"] if isinstance(data.get("rules"), list) else []
+                entry = rules[loc[1]] if loc[1] < len(rules) else None
+                rule_id = entry.get("id", "?") if isinstance(entry, dict) else "?"
                 where = f"rule #{loc[1] + 1} (id {rule_id!r}), field {'.'.join(map(str, loc[3:]))}"
             problems.append(f"  - {where}: {error['msg']}")
         msg = f"rules file {path} is not valid:\n" + "\n".join(problems)

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 MS_PER_DAY = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def to_epoch_ms(moment: datetime) -> int:
@@ -13,7 +15,7 @@ def to_epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         msg = "naive datetime: event times must carry a timezone"
         raise ValueError(msg)
-    return int(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // _ONE_MS
 
 
 def from_epoch_ms(ms: int) -> datetime:

@@ -1,0 +1,115 @@
+"""The publisher against the embedded broker: topics are created and envelopes arrive intact."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
+
+from schemas.common import Source
+from schemas.events import Envelope
+from stream.publisher import Publisher, ensure_topics
+from stream.stack import Endpoints
+from stream.topics import TopicNames
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 10, 5, 8, 0, tzinfo=UTC)
+
+
+def swipes(count: int) -> list[dict[str, object]]:
+    """``count`` valid swipes spread over 50 students."""
+    return [
+        {
+            "event_id": f"it-{n}",
+            "student_id": f"S{n % 50:07d}",
+            "occurred_at": (START + timedelta(seconds=n)).isoformat(),
+            "reader_id": f"TUR-DOOR-{n % 3 + 1}",
+            "building": "Turing",
+            "direction": "in" if n % 2 else "out",
+        }
+        for n in range(count)
+    ]
+
+
+def consume(bootstrap: str, topic: str, expected: int, deadline_s: float = 60.0) -> list[Any]:
+    """Read ``topic`` from the start until ``expected`` records arrived or the deadline passed."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + deadline_s
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def test_thousand_events_in_envelopes_of_100_arrive_intact(stack: Endpoints, prefix: str) -> None:
+    topics = TopicNames(f"{prefix}.")
+    ensure_topics(stack.kafka_bootstrap, topics, partitions=3)
+    events = swipes(1000)
+    sent_after_ms = time.time() * 1000
+    with Publisher(stack.kafka_bootstrap, topics=topics, envelope_size=100) as publisher:
+        report = publisher.publish(Source.SWIPE, events)
+    assert (report.sent, report.messages, report.refused) == (1000, 10, 0)
+
+    records = consume(stack.kafka_bootstrap, topics.raw(Source.SWIPE), expected=10)
+    assert len(records) == 10
+    received: list[dict[str, object]] = []
+    for record in records:
+        assert record.key is None
+        # CreateTime = when the publisher sent it: the worker's latency figures rely on it.
+        assert sent_after_ms - 5_000 <= record.timestamp <= time.time() * 1000 + 5_000
+        envelope = Envelope.model_validate_json(record.value)
+        assert envelope.source is Source.SWIPE
+        assert len(envelope.events) == 100
+        received.extend(json.loads(record.value)["events"])
+    assert sorted(received, key=lambda e: int(str(e["event_id"])[3:])) == events
+
+
+def test_single_events_are_keyed_by_student(stack: Endpoints, prefix: str) -> None:
+    topics = TopicNames(f"{prefix}.")
+    ensure_topics(stack.kafka_bootstrap, topics, partitions=3)
+    events = swipes(20)
+    with Publisher(stack.kafka_bootstrap, topics=topics, envelope_size=1) as publisher:
+        report = publisher.publish(Source.SWIPE, events)
+        publisher.publish_raw(Source.SWIPE, b"{broken")
+    assert report.messages == 20
+    records = consume(stack.kafka_bootstrap, topics.raw(Source.SWIPE), expected=21)
+    assert len(records) == 21
+    plain = [r for r in records if r.value != b"{broken"]
+    assert sorted((r.key, json.loads(r.value)["event_id"]) for r in plain) == sorted(
+        (str(e["student_id"]).encode(), e["event_id"]) for e in events
+    )
+    by_student: dict[bytes, set[int]] = {}
+    for record in plain:
+        by_student.setdefault(record.key, set()).add(record.partition)
+    assert all(len(partitions) == 1 for partitions in by_student.values())
+
+
+def test_ensure_topics_is_idempotent_and_safe_to_race(stack: Endpoints, prefix: str) -> None:
+    topics = TopicNames(f"{prefix}.")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for future in [
+            pool.submit(ensure_topics, stack.kafka_bootstrap, topics, 2) for _ in range(3)
+        ]:
+            future.result()
+    ensure_topics(stack.kafka_bootstrap, topics, 2)
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        assert set(topics.all) <= set(admin.list_topics())
+    finally:
+        admin.close()

@@ -1,0 +1,360 @@
+"""The deployment files agree with the code: compose, Dockerfile, Prometheus and Grafana.
+
+Pure parsing; no Docker engine is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ops.metrics import create_metrics
+from stream.settings import ENV
+from stream.topics import TopicNames
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+PROMETHEUS = ROOT / "ops" / "prometheus" / "prometheus.yml"
+DATASOURCES = ROOT / "ops" / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS = ROOT / "ops" / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
+DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "engagement.json"
+
+ENGAGEMENT_SERVICES = ("worker-1", "worker-2", "notifier")
+# The series names Prometheus scrapes for each family type (labelled families have no samples
+# until a child exists, so the names come from the family name and its type).
+METRIC_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "gauge": ("",),
+}
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+}
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc = _load_yaml(COMPOSE)
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    doc = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _command(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return " ".join(str(part) for part in command) if isinstance(command, list) else str(command)
+
+
+def _one_shot(services: dict[str, dict[str, Any]]) -> set[str]:
+    """Services others wait on to *finish*: jobs, which a healthcheck does not fit."""
+    jobs: set[str] = set()
+    for service in services.values():
+        depends = service.get("depends_on") or {}
+        if isinstance(depends, dict):
+            for name, spec in depends.items():
+                if (spec or {}).get("condition") == "service_completed_successfully":
+                    jobs.add(name)
+    return jobs
+
+
+def _metric_names() -> set[str]:
+    registry = create_metrics().registry
+    names: set[str] = set()
+    for family in registry.collect():
+        names.update(family.name + suffix for suffix in METRIC_SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+def _promql_metrics(expr: str) -> set[str]:
+    """Metric names an expression selects: identifiers that are not functions or keywords."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range and subquery selectors
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.$])([A-Za-z_:][\w:]*)(\s*\()?", text):
+        word, call = match.group(1), match.group(2)
+        if call or word.lower() in PROMQL_WORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        found.append(panel)
+        found.extend(panel.get("panels", []))
+    return found
+
+
+def _interpolate_defaults(value: str) -> str:
+    """Compose interpolation with an empty environment: ``${VAR:-default}`` becomes default."""
+    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?[^}]*\}", r"\1", value)
+
+
+def _image_is_pinned(image: str) -> bool:
+    name, _, digest = _interpolate_defaults(image).partition("@")
+    if digest:
+        return digest.startswith("sha256:")
+    last = name.rsplit("/", 1)[-1]
+    repository, _, tag = last.partition(":")
+    return bool(repository) and bool(tag) and tag != "latest"
+
+
+# --- compose ---------------------------------------------------------------------------------
+
+
+def test_every_long_running_service_has_a_healthcheck(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    jobs = _one_shot(services)
+    assert jobs == {"topics"}
+    for name, service in services.items():
+        if name in jobs:
+            assert service.get("restart") == "no", name
+            continue
+        check = service.get("healthcheck")
+        assert check, f"{name} has no healthcheck"
+        assert not check.get("disable"), name
+        assert check.get("test"), name
+
+
+def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        image = service.get("image")
+        if image is None:
+            assert "build" in service, f"{name} has neither image nor build"
+            continue
+        assert "latest" not in image, f"{name}: {image}"
+        assert _image_is_pinned(image), f"{name}: {image} has no tag"
+
+
+def test_third_party_images_are_the_expected_pinned_ones(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", services["kafka"]["image"])
+    assert services["topics"]["image"] == services["kafka"]["image"]
+    assert re.fullmatch(r"redis:7\.\d+\.\d+(-alpine)?", services["redis"]["image"])
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", services["prometheus"]["image"])
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", services["grafana"]["image"])
+
+
+def test_engagement_services_are_built_from_the_dockerfile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ENGAGEMENT_SERVICES:
+        service = services[name]
+        build = service["build"]
+        context = build["context"] if isinstance(build, dict) else build
+        assert (COMPOSE.parent / context / "Dockerfile").is_file(), name
+    assert _command(services["worker-1"]) == "worker"
+    assert _command(services["worker-2"]) == "worker"
+    assert _command(services["notifier"]) == "notifier"
+    assert services["worker-1"]["hostname"] != services["worker-2"]["hostname"]
+    assert _environment(services["worker-1"]) == _environment(services["worker-2"])
+
+
+def test_engagement_environment_uses_only_settings_names(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    known = set(ENV.values())
+    for name in ENGAGEMENT_SERVICES:
+        unknown = set(_environment(services[name])) - known
+        assert not unknown, f"{name} sets variables stream/settings.py does not read: {unknown}"
+
+
+def test_engagement_environment_points_at_the_stack(services: dict[str, dict[str, Any]]) -> None:
+    for name in ENGAGEMENT_SERVICES:
+        env = _environment(services[name])
+        assert env[ENV["kafka_bootstrap_servers"]] == "kafka:9092", name
+        assert env[ENV["redis_url"]] == "redis://redis:6379/0", name
+        assert env[ENV["web_port"]] == "6066", name
+        assert ENV["log_level"] in env, name
+        assert env[ENV["partitions"]] == _environment(services["topics"])["PARTITIONS"], name
+
+
+def test_secrets_are_required_from_the_environment(services: dict[str, dict[str, Any]]) -> None:
+    for name in ENGAGEMENT_SERVICES:
+        key = _environment(services[name])[ENV["pseudonym_key"]]
+        assert re.fullmatch(r"\$\{ENGAGEMENT_PSEUDONYM_KEY:\?[^}]+\}", key), name
+    webhook = _environment(services["notifier"])[ENV["webhook_url"]]
+    assert re.fullmatch(r"\$\{ENGAGEMENT_WEBHOOK_URL:\?[^}]+\}", webhook)
+
+
+def test_engagement_services_wait_for_their_dependencies(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ENGAGEMENT_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["kafka"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+        assert depends["topics"]["condition"] == "service_completed_successfully", name
+    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_redis_persists_with_aof(services: dict[str, dict[str, Any]]) -> None:
+    redis = services["redis"]
+    command = _command(redis)
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    assert any(str(volume).endswith(":/data") for volume in redis["volumes"])
+
+
+def test_kafka_runs_in_kraft_mode(services: dict[str, dict[str, Any]]) -> None:
+    assert not any("zookeeper" in name for name in services)
+    for service in services.values():
+        assert "zookeeper" not in str(service.get("image", ""))
+    env = _environment(services["kafka"])
+    assert not any("ZOOKEEPER" in key for key in env)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@")
+
+
+def test_topics_job_creates_every_topic(services: dict[str, dict[str, Any]]) -> None:
+    script = _command(services["topics"])
+    assert "bin=/opt/kafka/bin" in script
+    assert "kafka-topics.sh" in script
+    assert _environment(services["topics"])["PARTITIONS"] == "${ENGAGEMENT_PARTITIONS:-12}"
+    lines = {
+        match.group(1): match.group(2)
+        for match in re.finditer(r"^\s*ensure\s+(\S+)\s+(\S+)\s*$", script, re.MULTILINE)
+    }
+    assert set(lines) == set(TopicNames().all)
+    for raw in TopicNames().raw_all:
+        assert "retention.ms=259200000" in lines[raw], raw  # 3 days
+    assert "retention.ms=2592000000" in lines[TopicNames().deadletter]  # 30 days
+    assert "retention.ms=-1" in lines[TopicNames().interventions]
+
+
+def test_bind_mounts_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).exists(), f"{name}: {source}"
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+def test_dockerfile_shape() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    bases = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert bases
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", bases[0])
+    assert "pip install ." in text
+    assert re.search(r"^USER (?!root\b|0\b)\S+", text, re.MULTILINE)
+    assert 'ENTRYPOINT ["engagement"]' in text
+    assert 'CMD ["worker"]' in text
+    healthcheck = text[text.index("HEALTHCHECK") :]
+    assert "urllib" in healthcheck
+    assert "/healthz" in healthcheck
+    assert "ENGAGEMENT_WEB_PORT" in healthcheck
+
+
+# --- Prometheus and Grafana ------------------------------------------------------------------
+
+
+def test_prometheus_scrapes_workers_and_notifier() -> None:
+    config = _load_yaml(PROMETHEUS)
+    targets: set[str] = set()
+    for job in config["scrape_configs"]:
+        if job.get("metrics_path", "/metrics") != "/metrics":
+            continue
+        for static in job.get("static_configs", []):
+            targets.update(static["targets"])
+    assert {f"{name}:6066" for name in ENGAGEMENT_SERVICES} <= targets
+
+
+def test_grafana_provisioning_matches_the_dashboard(dashboard: dict[str, Any]) -> None:
+    datasources = _load_yaml(DATASOURCES)["datasources"]
+    assert [ds["uid"] for ds in datasources] == ["prometheus"]
+    assert datasources[0]["type"] == "prometheus"
+    assert datasources[0]["url"] == "http://prometheus:9090"
+    providers = _load_yaml(DASHBOARD_PROVIDERS)["providers"]
+    assert providers[0]["options"]["path"] == "/etc/grafana/dashboards"
+    assert dashboard["schemaVersion"] == 39
+    for panel in _panels(dashboard):
+        for target in [panel, *panel.get("targets", [])]:
+            if "datasource" in target:
+                assert target["datasource"]["uid"] == "prometheus", panel["title"]
+
+
+def test_dashboard_queries_use_only_exported_metrics(dashboard: dict[str, Any]) -> None:
+    exported = _metric_names()
+    used: set[str] = set()
+    for panel in _panels(dashboard):
+        for target in panel.get("targets", []):
+            names = _promql_metrics(target["expr"])
+            assert names, f"{panel['title']}: no metric in {target['expr']!r}"
+            unknown = names - exported
+            assert not unknown, f"{panel['title']}: unknown metrics {unknown}"
+            used |= names
+    required = {
+        "engagement_events_received_total",
+        "engagement_signals_applied_total",
+        "engagement_deadlettered_total",
+        "engagement_duplicates_total",
+        "engagement_nudges_total",
+        "engagement_interventions_total",
+        "engagement_deliveries_total",
+        "engagement_batch_seconds_bucket",
+        "engagement_publish_to_nudge_seconds_bucket",
+        "engagement_redis_waits_total",
+    }
+    assert required <= used
+
+
+def test_promql_parser_finds_metric_names() -> None:
+    expr = (
+        'histogram_quantile(0.99, sum by (le, stage) (rate(foo_bucket{stage="x"}[5m])))'
+        " / on (stage) group_left bar_total offset 1h"
+    )
+    assert _promql_metrics(expr) == {"foo_bucket", "bar_total"}
