@@ -16,6 +16,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from ops.metrics import Metrics, create_metrics
 from schemas.rules import RuleSet, load_rules
 from stream.settings import Settings
+from stream.transport import install
 
 log = logging.getLogger("engagement")
 
@@ -65,9 +66,10 @@ class Context:
                 delay = min(delay * 2, 10.0)
 
 
-def broker_url(bootstrap: str) -> str:
+def broker_url(bootstrap: str, scheme: str = "kafka") -> str:
     """Faust's broker URL for a comma-separated bootstrap list."""
-    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+    hosts = (host.strip() for host in bootstrap.split(","))
+    return ";".join(f"{scheme}://{host}" for host in hosts if host)
 
 
 def create_app(
@@ -89,7 +91,7 @@ def create_app(
     )
     app = faust.App(
         f"{settings.topic_prefix}engagement-{role}",
-        broker=broker_url(kafka_bootstrap),
+        broker=broker_url(kafka_bootstrap, install(settings.fetch_max_wait_ms)),
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.partitions,

@@ -36,6 +36,7 @@ ENV = {
     "sweep_interval_s": "ENGAGEMENT_SWEEP_INTERVAL_S",
     "redis_retry_s": "ENGAGEMENT_REDIS_RETRY_S",
     "late_grace_hours": "ENGAGEMENT_LATE_GRACE_HOURS",
+    "fetch_max_wait_ms": "ENGAGEMENT_FETCH_MAX_WAIT_MS",
     "log_level": "ENGAGEMENT_LOG_LEVEL",
 }
 
@@ -98,6 +99,13 @@ class Settings(BaseSettings):
         le=24 * 14,
         validation_alias=_env("late_grace_hours"),
         description="How late an event may arrive and still count; absence rules wait for it.",
+    )
+    fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=5000,
+        validation_alias=_env("fetch_max_wait_ms"),
+        description="Longest a consumer fetch waits for data (Faust hard-codes 1500).",
     )
     redis_retry_s: float = Field(default=1.0, gt=0, le=60, validation_alias=_env("redis_retry_s"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
