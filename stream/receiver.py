@@ -1,7 +1,8 @@
 """A small local notification service for the demo and tests: accepts webhook deliveries.
 
-It honours the channel contract: a repeated ``Idempotency-Key`` is acknowledged but not
-stored again. Each accepted message is appended to a JSON-lines file.
+It honours the channel contract: a repeated ``Idempotency-Key`` is acknowledged as a
+duplicate. Every request is appended to a JSON-lines file with a ``duplicate`` flag, so a
+test can prove that no message was ever sent twice.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ def make_receiver(out: Path) -> web.Application:
             payload: Any = await request.json()
         except ValueError:
             return web.json_response({"error": "body is not JSON"}, status=400)
-        if key in seen:
-            return web.json_response({"status": "duplicate"})
+        duplicate = key in seen
         seen.add(key)
+        record = {"idempotency_key": key, "duplicate": duplicate, "payload": payload}
         with out.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"idempotency_key": key, "payload": payload}) + "\n")
-        return web.json_response({"status": "accepted"})
+            handle.write(json.dumps(record) + "\n")
+        return web.json_response({"status": "duplicate" if duplicate else "accepted"})
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "received": len(seen)})

@@ -1,0 +1,219 @@
+"""Drive the product as a user does: real processes, real broker, real Redis, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from schemas.common import Source
+from stream.processes import Child, free_port, scrape, total
+from stream.pseudonym import Pseudonymiser
+from stream.publisher import Publisher, ensure_topics
+from stream.settings import Settings, load_settings
+from stream.stack import Endpoints
+
+T = TypeVar("T")
+TERM = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)  # a Monday
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    msg = f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})"
+    raise AssertionError(msg)
+
+
+def vle(n: int, student: str, when: datetime, **extra: Any) -> dict[str, Any]:
+    """A valid VLE event."""
+    return {
+        "event_id": f"v-{student}-{n}",
+        "student_id": student,
+        "occurred_at": when.isoformat(),
+        "platform": "moodle",
+        "course": "CS101",
+        "action": "viewed",
+        **extra,
+    }
+
+
+def swipe(n: int, student: str, when: datetime) -> dict[str, Any]:
+    """A valid card swipe."""
+    return {
+        "event_id": f"s-{student}-{n}",
+        "student_id": student,
+        "occurred_at": when.isoformat(),
+        "reader_id": "LIB-1",
+        "building": "Library",
+        "direction": "in",
+    }
+
+
+def mark(n: int, student: str, when: datetime, status: str) -> dict[str, Any]:
+    """A valid attendance mark."""
+    return {
+        "event_id": f"a-{student}-{n}",
+        "student_id": student,
+        "occurred_at": when.isoformat(),
+        "session_id": f"CS101-{n}",
+        "module": "CS101",
+        "expected_start": when.isoformat(),
+        "expected_end": (when + timedelta(hours=1)).isoformat(),
+        "status": status,
+        "capture_method": "card",
+    }
+
+
+class Pipeline:
+    """One isolated deployment (own topics, keys and key) on the session's stack."""
+
+    def __init__(self, stack: Endpoints, prefix: str, workdir: Path) -> None:
+        self.stack = stack
+        self.prefix = prefix
+        self.workdir = workdir
+        self.key = secrets.token_urlsafe(24)
+        self.settings: Settings = load_settings(
+            pseudonym_key=self.key, topic_prefix=f"{prefix}.", key_prefix=prefix
+        )
+        self.pseudonym = Pseudonymiser(self.settings.pseudonym_key)
+        self.receiver_port = free_port()
+        self.received_path = workdir / "received.jsonl"
+        self.env = {
+            **stack.as_env(),
+            "ENGAGEMENT_PSEUDONYM_KEY": self.key,
+            "ENGAGEMENT_TOPIC_PREFIX": f"{prefix}.",
+            "ENGAGEMENT_KEY_PREFIX": prefix,
+            "ENGAGEMENT_WEBHOOK_URL": f"http://127.0.0.1:{self.receiver_port}/notify",
+            "ENGAGEMENT_WEBHOOK_ATTEMPTS": "2",
+            "ENGAGEMENT_STATE_DIR": str(workdir),
+            "ENGAGEMENT_REDIS_RETRY_S": "0.2",
+            "ENGAGEMENT_BATCH_WITHIN_S": "0.02",
+        }
+        self.children: list[Child] = []
+        self.ports: dict[str, int] = {}
+        self.redis = redis.Redis.from_url(stack.redis_url, socket_timeout=5)
+        ensure_topics(stack.kafka_bootstrap, self.settings.topics, self.settings.partitions)
+
+    # processes -------------------------------------------------------------------------
+    def start(self, name: str, command: str, *, wait: bool = True) -> Child:
+        """Start ``engagement <command>`` as a named child with its own web port."""
+        port = free_port()
+        args = [command]
+        env = {**self.env, "ENGAGEMENT_WEB_PORT": str(port)}
+        if command == "receiver":
+            port = self.receiver_port
+            args = ["receiver", "--port", str(port), "--out", str(self.received_path)]
+        child = Child(name, args, env, self.workdir).start()
+        self.children.append(child)
+        self.ports[name] = port
+        if wait:
+            child.wait_http(port)
+        return child
+
+    def stop(self) -> None:
+        """Stop every child this pipeline started."""
+        for child in reversed(self.children):
+            child.stop()
+        self.redis.close()
+
+    def metrics(self, name: str = "worker") -> dict[str, float]:
+        """A child's current metric samples."""
+        return scrape(self.ports[name])
+
+    def metric(self, metric: str, name: str = "worker") -> float:
+        """Sum of one metric's samples on a child."""
+        return total(self.metrics(name), metric)
+
+    # input -------------------------------------------------------------------------------
+    def publish(
+        self, source: Source, events: Iterable[Mapping[str, object]], size: int = 50
+    ) -> None:
+        """Validate and publish events (envelopes of ``size``; 1 sends each alone)."""
+        with Publisher(
+            self.stack.kafka_bootstrap, topics=self.settings.topics, envelope_size=size
+        ) as publisher:
+            report = publisher.publish(source, list(events))
+            publisher.flush()
+        assert report.refused == 0, report.summary()
+
+    def publish_raw(self, source: Source, payloads: Iterable[bytes]) -> None:
+        """Publish bytes exactly as given (no validation)."""
+        with Publisher(self.stack.kafka_bootstrap, topics=self.settings.topics) as publisher:
+            for payload in payloads:
+                publisher.publish_raw(source, payload)
+            publisher.flush()
+
+    def cli(self, *args: str) -> str:
+        """Run an ``engagement`` sub-command against this deployment; return its stdout."""
+        done = subprocess.run(  # our own interpreter and module
+            [sys.executable, "-m", "stream.cli", *args],
+            env={**self.env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # output ------------------------------------------------------------------------------
+    def state(self, student_id: str) -> dict[str, str]:
+        """The raw state hash of one student."""
+        raw = self.redis.hgetall(f"{self.prefix}:s:{self.pseudonym(student_id)}")
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def counts(self, student_id: str) -> dict[str, int]:
+        """Events counted per source for one student, over all days."""
+        out: dict[str, int] = {}
+        for field, value in self.state(student_id).items():
+            parts = field.split(":")
+            if parts[0] == "d" and len(parts) == 3:
+                out[parts[2]] = out.get(parts[2], 0) + int(value)
+        return out
+
+    def records(self, student_id: str) -> list[dict[str, Any]]:
+        """Intervention records of one student, as `engagement interventions show` prints them."""
+        text = self.cli("interventions", "show", student_id)
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def received(self) -> list[dict[str, Any]]:
+        """Every request the local notification service received."""
+        if not self.received_path.exists():
+            return []
+        lines = self.received_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def topic(self, name: str, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Read at least ``expected`` JSON messages from one of this deployment's topics."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.stack.kafka_bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
+        )
+        partitions = self.settings.partitions
+        consumer.assign([TopicPartition(name, p) for p in range(partitions)])
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(out) < expected and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    out.extend(json.loads(r.value) for r in records)
+        finally:
+            consumer.close()
+        return out

@@ -1,0 +1,154 @@
+"""End to end, as users see it: events in, nudges and intervention records out, read back.
+
+One deployment (worker, notifier, local notification service) serves this module; the
+scenario below is published once and each test checks one thing a user would notice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.common import Source
+from stream.stack import Endpoints
+from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
+
+pytestmark = pytest.mark.integration
+
+BACKGROUND = [f"S-BG{i:03d}" for i in range(40)]  # keep the VLE feed moving on every partition
+DAYS = 12
+
+
+def scenario() -> dict[Source, list[dict[str, Any]]]:
+    """Who does what over 12 days."""
+    events: dict[Source, list[dict[str, Any]]] = {s: [] for s in Source}
+    for day in range(DAYS):
+        at = TERM + timedelta(days=day)
+        for student in [*BACKGROUND, "S-ATT", "S-DUP"]:
+            events[Source.VLE].append(vle(day, student, at + timedelta(hours=1)))
+        events[Source.SWIPE].append(swipe(day, "S-ATT", at))
+    for student in ("S-ABS", "S-OPT"):  # one day on the VLE, then nothing
+        events[Source.VLE].append(vle(0, student, TERM + timedelta(hours=2)))
+        events[Source.SWIPE].append(swipe(0, student, TERM))
+    for n in range(5):  # absent from five sessions in a row
+        events[Source.ATTENDANCE].append(mark(n, "S-ATT", TERM + timedelta(days=n), "absent"))
+    return events
+
+
+BAD_INPUTS = {
+    "malformed_json": b'{"event_id": "bad-1", "student_id": "S-X1", ',
+    "missing_field": json.dumps(
+        {
+            "event_id": "bad-2",
+            "student_id": "S-X2",
+            "platform": "moodle",
+            "course": "CS101",
+            "action": "viewed",
+        }
+    ).encode(),
+    "wrong_type": json.dumps(vle(3, "S-X3", TERM) | {"occurred_at": [2026, 10, 5]}).encode(),
+    "oversized": json.dumps(vle(4, "S-X4", TERM) | {"notes": "x" * 40_000}).encode(),
+    "assessment_data": json.dumps(vle(5, "S-X5", TERM) | {"grade": "B+"}).encode(),
+}
+
+
+@pytest.fixture(scope="module")
+def deployed(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """Start the product, publish the scenario, and wait until every nudge is decided."""
+    pipeline = Pipeline(
+        stack,
+        "e2e" + Path(tmp_path_factory.mktemp("e2e")).name[-6:],
+        tmp_path_factory.mktemp("run"),
+    )
+    try:
+        pipeline.start("receiver", "receiver")
+        pipeline.cli("prefs", "set", "S-OPT", "--opt-out", "all", "--source", "student-app")
+        pipeline.start("worker", "worker")
+        pipeline.start("notifier", "notifier")
+        events = scenario()
+        for source, batch in events.items():
+            pipeline.publish(source, batch)
+        dups = [vle(100 + n, "S-DUP", TERM + timedelta(hours=3, minutes=n)) for n in range(3)]
+        pipeline.publish(Source.VLE, dups, size=3)
+        pipeline.publish(Source.VLE, dups, size=1)  # the scanner retried: same event ids
+        pipeline.publish_raw(Source.VLE, BAD_INPUTS.values())
+        pipeline.publish(Source.VLE, [vle(0, "S-AFTER", TERM + timedelta(days=DAYS))], size=1)
+        expected = sum(len(b) for b in events.values()) + len(dups) + 1
+        wait_for(
+            "every event applied",
+            lambda: pipeline.metric("engagement_signals_applied_total") >= expected or None,
+        )
+        wait_for(
+            "three decisions",
+            lambda: pipeline.metric("engagement_interventions_total", "notifier") >= 3 or None,
+        )
+        yield pipeline
+    finally:
+        pipeline.stop()
+
+
+def test_absent_and_low_attendance_students_are_nudged_and_told_why(deployed: Pipeline) -> None:
+    received = wait_for(
+        "two deliveries", lambda: deployed.received() if len(deployed.received()) >= 2 else None
+    )
+    by_student = {r["payload"]["student_id"]: r["payload"] for r in received}
+    assert set(by_student) == {"S-ABS", "S-ATT"}
+    absence = by_student["S-ABS"]
+    assert absence["rule_id"] == "no_vle_activity_7d"
+    assert absence["explanation"]["window_start"] == "2026-10-05"
+    assert absence["explanation"]["window_end"] == "2026-10-12"
+    assert "7 days" in absence["message"]["body"]
+    attendance = by_student["S-ATT"]
+    assert attendance["rule_id"] == "attendance_below_50pct_14d"
+    assert attendance["explanation"]["metrics"] == {
+        "sessions_attended": 0,
+        "sessions_expected": 4,
+        "attendance_rate": 0.0,
+    }
+    assert attendance["channels"] == ["email"]
+
+
+def test_every_decision_is_recorded_and_readable_by_the_student(deployed: Pipeline) -> None:
+    for student, rule in (("S-ABS", "no_vle_activity_7d"), ("S-ATT", "attendance_below_50pct_14d")):
+        records = deployed.records(student)
+        assert [(r["rule_id"], r["outcome"]) for r in records] == [(rule, "delivered")]
+        assert records[0]["summary"]
+        assert student not in json.dumps(records)  # the log of record is pseudonymous
+    log = deployed.topic(deployed.settings.topics.interventions, expected=3)
+    assert sorted(r["outcome"] for r in log) == ["delivered", "delivered", "suppressed"]
+
+
+def test_an_opted_out_student_gets_a_suppressed_record_and_no_message(deployed: Pipeline) -> None:
+    records = deployed.records("S-OPT")
+    assert [(r["outcome"], r["reason"]) for r in records] == [("suppressed", "opted_out")]
+    assert all(r["payload"]["student_id"] != "S-OPT" for r in deployed.received())
+    prefs = json.loads(deployed.cli("prefs", "show", "S-OPT"))
+    assert prefs["opt_out_all"] is True and prefs["source"] == "student-app"
+
+
+def test_a_duplicate_event_counts_once(deployed: Pipeline) -> None:
+    assert deployed.counts("S-DUP") == {"vle": DAYS + 3}
+    assert deployed.metric("engagement_duplicates_total") >= 3
+
+
+def test_nothing_is_delivered_twice(deployed: Pipeline) -> None:
+    received = deployed.received()
+    assert received and not any(r["duplicate"] for r in received)
+    assert len({r["idempotency_key"] for r in received}) == len(received)
+
+
+def test_bad_inputs_are_dead_lettered_with_their_reason_and_later_events_still_count(
+    deployed: Pipeline,
+) -> None:
+    letters = deployed.topic(deployed.settings.topics.deadletter, expected=len(BAD_INPUTS))
+    assert sorted(letter["reason"] for letter in letters) == sorted(BAD_INPUTS)
+    for letter in letters:
+        assert letter["detail"]
+        assert '"student_id": "S-X' not in letter["payload_excerpt"]  # the id is redacted
+    assert deployed.counts("S-AFTER") == {"vle": 1}
+    assert deployed.counts("S-ATT") == {"vle": DAYS, "swipe": DAYS, "attendance": 5}
