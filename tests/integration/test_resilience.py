@@ -1,0 +1,159 @@
+"""Crashes, a second worker, and a Redis outage: nothing lost, nothing counted or sent twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+
+from agents.rules import vle_absence_nudge
+from schemas.common import Source
+from schemas.rules import VleAbsenceRule, load_rules
+from stream.stack import Endpoints, LocalStack
+from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def pipeline(stack: Endpoints, prefix: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """A fresh deployment for one test."""
+    deployment = Pipeline(stack, prefix, tmp_path)
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def cohort(
+    students: int, per_student: int
+) -> tuple[dict[Source, list[dict[str, Any]]], dict[str, dict[str, int]]]:
+    """Events for a cohort over three weeks, and how many each student has per source."""
+    events: dict[Source, list[dict[str, Any]]] = {s: [] for s in Source}
+    expected: dict[str, dict[str, int]] = {}
+    for s in range(students):
+        student = f"S{s:05d}"
+        counts = expected.setdefault(student, {})
+        for n in range(per_student):
+            at = TERM + timedelta(minutes=n * 300 + s)
+            if s % 10 == 0 and n < 6:
+                events[Source.ATTENDANCE].append(mark(n, student, at, "absent"))
+                source = "attendance"
+            elif n % 4 == 0:
+                events[Source.SWIPE].append(swipe(n, student, at))
+                source = "swipe"
+            else:
+                events[Source.VLE].append(vle(n, student, at))
+                source = "vle"
+            counts[source] = counts.get(source, 0) + 1
+    for batch in events.values():  # a feed arrives in (roughly) event-time order
+        batch.sort(key=lambda event: str(event["occurred_at"]))
+    return events, expected
+
+
+def all_counted(pipeline: Pipeline, expected: dict[str, dict[str, int]]) -> bool:
+    """Whether every student's counts reached what was published (never more is checked after)."""
+    return all(pipeline.counts(student) == counts for student, counts in expected.items())
+
+
+def test_a_killed_worker_restarts_without_losing_or_double_counting(pipeline: Pipeline) -> None:
+    events, expected = cohort(students=300, per_student=100)
+    total = sum(len(batch) for batch in events.values())
+    for source, batch in events.items():
+        pipeline.publish(source, batch, size=20)
+    pipeline.start("receiver", "receiver")
+    pipeline.start("notifier", "notifier")
+    worker = pipeline.start("worker", "worker")
+    applied = wait_for(
+        "the worker to be part-way through",
+        lambda: pipeline.metric("engagement_signals_applied_total") or None,
+    )
+    worker.kill()  # SIGKILL, mid-stream
+    assert applied < total, "the worker finished before it could be killed mid-stream"
+    pipeline.start("worker", "worker")  # same group: resumes from committed/applied offsets
+    wait_for("every event counted after the restart", lambda: all_counted(pipeline, expected), 120)
+    time.sleep(1)  # let any replayed batch land, then check nothing was counted twice
+    assert all_counted(pipeline, expected)
+    nudged = [f"S{s:05d}" for s in range(0, 300, 10)]
+    wait_for(
+        "a delivery per absent student", lambda: len(pipeline.received()) >= len(nudged) or None
+    )
+    received = pipeline.received()
+    assert not any(r["duplicate"] for r in received)
+    assert sorted(r["payload"]["student_id"] for r in received) == nudged
+    for student in nudged[:5]:
+        assert [r["outcome"] for r in pipeline.records(student)] == ["delivered"]
+
+
+def test_two_workers_share_the_partitions_and_every_partition_is_consumed(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.start("worker-1", "worker")
+    pipeline.start("worker-2", "worker")
+    time.sleep(2)  # not synchronisation: give the group a moment to settle before the data
+    events, expected = cohort(students=200, per_student=20)
+    for source, batch in events.items():
+        pipeline.publish(source, batch, size=10)
+    wait_for("every event counted by the two workers", lambda: all_counted(pipeline, expected), 120)
+    group = f"{pipeline.prefix}.engagement-worker"
+    offsets = pipeline.redis.hgetall(f"{pipeline.prefix}:offsets:{group}")
+    assert sorted(int(p) for p in offsets) == list(range(pipeline.settings.partitions))
+    both = [
+        pipeline.metric("engagement_events_received_total", name)
+        for name in ("worker-1", "worker-2")
+    ]
+    assert all(n > 0 for n in both), f"one worker received nothing: {both}"
+
+
+def test_redis_outage_delays_delivery_and_loses_nothing(
+    pipeline: Pipeline, local_stack: LocalStack
+) -> None:
+    if not local_stack.endpoints.embedded_redis:
+        pytest.skip("needs the embedded Redis, which the test stops and starts")
+    pipeline.start("receiver", "receiver")
+    pipeline.start("worker", "worker")
+    pipeline.start("notifier", "notifier")
+    pipeline.publish(Source.VLE, [vle(0, "S-OUT", TERM)], size=1)
+    pseudonym = pipeline.pseudonym("S-OUT")
+    wait_for(
+        "the student to be known",
+        lambda: pipeline.redis.exists(f"{pipeline.prefix}:id:{pseudonym}") or None,
+    )
+    pipeline.redis.save()  # the restarted server loads this snapshot, as AOF would in production
+    local_stack.stop_redis()
+    try:
+        rule = load_rules().of_kind(VleAbsenceRule)[0]
+        nudge = vle_absence_nudge(
+            rule, pseudonym, int(TERM.timestamp() * 1000), pipeline.settings.zone
+        )
+        producer = KafkaProducer(bootstrap_servers=pipeline.stack.kafka_bootstrap, acks="all")
+        producer.send(
+            pipeline.settings.topics.nudges,
+            key=pseudonym.encode(),
+            value=nudge.model_dump_json().encode(),
+        )
+        producer.flush()
+        producer.close()
+        pipeline.publish(Source.VLE, [vle(1, "S-DURING", TERM)], size=1)
+        wait_for(
+            "the notifier to notice",
+            lambda: pipeline.metric("engagement_redis_waits_total", "notifier") or None,
+        )
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # nothing may be sent while preferences are unreadable
+            assert pipeline.received() == []
+            time.sleep(0.2)
+    finally:
+        local_stack.start_redis()
+    delivered = wait_for("delivery once Redis is back", lambda: pipeline.received(), 60)
+    assert [r["payload"]["nudge_id"] for r in delivered] == [nudge.nudge_id]
+    wait_for(
+        "the event published during the outage",
+        lambda: pipeline.counts("S-DURING") == {"vle": 1} or None,
+    )
+    assert [r["outcome"] for r in pipeline.records("S-OUT")] == ["delivered"]
