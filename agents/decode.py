@@ -261,6 +261,7 @@ class Ingestor:
                 "kind": kind,
                 "context": context,
                 "published_at_ms": origin.published_at_ms,
+                "raw_partition": origin.partition,
             }
         )
 

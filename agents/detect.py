@@ -100,9 +100,9 @@ class Detector:
             detection.nudges.append(
                 vle_absence_nudge(rule, gap.pseudonym, gap.last_seen_ms, self.zone)
             )
-        # An absence is only final once events up to the grace period late have had their
-        # chance to arrive: until then a slow partition or a late upload could still fill it.
-        threshold = rule.days * MS_PER_DAY + self.grace_ms
+        # The watermark already waits for raw partitions that trail by less than the grace
+        # period, so an absence is judged only on time every live part of the feed has reached.
+        threshold = rule.days * MS_PER_DAY
         for (partition, source), watermark in sorted(result.watermarks.items()):
             if source != "vle":
                 continue  # VLE absence is judged against the VLE feed's own progress

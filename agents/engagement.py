@@ -57,7 +57,9 @@ class EngagementAgent:
 
     async def _apply(self, messages: list[tuple[int, int, bytes]]) -> ApplyResult:
         async def step() -> ApplyResult:
-            return await self.store.apply(messages, self.detector.absence_ms)
+            return await self.store.apply(
+                messages, self.detector.absence_ms, self.detector.grace_ms
+            )
 
         return await self.ctx.until_redis_answers("state", step)
 

@@ -5,20 +5,23 @@
 -- ARGV[3]  dedup key TTL, seconds
 -- ARGV[4]  per-student state TTL, seconds
 -- ARGV[5]  VLE absence threshold, milliseconds (a gap at least this long is reported)
--- ARGV[6..] triples: partition, offset, payload (a SignalBatch as JSON)
+-- ARGV[6]  grace, milliseconds: how far a raw partition may trail the leader before it no
+--          longer holds the watermark back (its later events would be too late anyway)
+-- ARGV[7..] triples: partition, offset, payload (a SignalBatch as JSON)
 --
 -- A message whose offset is at or below the partition's applied offset is skipped: it was
 -- applied before a crash or rebalance and is being delivered again. Event ids are
 -- de-duplicated per student. Returns {applied, duplicates, skipped_messages, gaps, wms} where
 -- gaps is a flat list of pseudonym, partition, previous-last-seen-ms, new-ms and wms a flat
--- list of partition, source, watermark-ms. Watermarks are kept per partition *and source*:
--- an absence on one feed is judged against that feed's own progress, so a feed that is
--- behind (or silent) never makes its students look absent.
+-- list of partition, source, watermark-ms. Watermarks are kept per partition *and source*
+-- (and raw partition the signal came from): an absence on one feed is judged against that
+-- feed's own, slowest progress, so a feed that is behind never makes its students look absent.
 local prefix = ARGV[1]
 local group = ARGV[2]
 local dedup_ttl = tonumber(ARGV[3])
 local state_ttl = tonumber(ARGV[4])
 local absence_ms = tonumber(ARGV[5])
+local grace_ms = tonumber(ARGV[6])
 
 local offsets_key = prefix .. ':offsets:' .. group
 local wm_key = prefix .. ':wm:' .. group
@@ -31,7 +34,7 @@ local watermarks = {}
 local last_offset = {}
 local pending = {}
 
-for i = 6, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local partition = ARGV[i]
   local offset = tonumber(ARGV[i + 1])
   local done = last_offset[partition]
@@ -54,7 +57,9 @@ for i = 6, #ARGV, 3 do
         local ts = s['occurred_at_ms']
         local src = s['source']
         local day = s['day']
-        local wfield = partition .. ':' .. src
+        local rp = s['raw_partition']
+        if type(rp) ~= 'number' then rp = 0 end
+        local wfield = partition .. ':' .. src .. ':' .. string.format('%d', rp)
         local wm = watermarks[wfield]
         if wm == nil then
           wm = tonumber(redis.call('HGET', wm_key, wfield) or '0')
@@ -140,10 +145,32 @@ end
 for sk, _ in pairs(touched) do
   redis.call('EXPIRE', sk, state_ttl)
 end
-local wms = {}
+-- The watermark of a (signals partition, source) is the lowest of the per-raw-partition
+-- maxima: a raw partition that is behind holds it back, so its students are not judged on
+-- time that only the other raw partitions have reached.
+local changed = {}
 for wfield, wm in pairs(watermarks) do
   redis.call('HSET', wm_key, wfield, wm)
-  local partition, src = string.match(wfield, '^(%d+):(%a+)$')
+  local partition, src = string.match(wfield, '^(%d+):(%a+):')
+  changed[partition .. ':' .. src] = true
+end
+local lowest, highest = {}, {}
+if next(changed) then
+  local all = redis.call('HGETALL', wm_key)
+  for i = 1, #all, 2 do
+    local partition, src = string.match(all[i], '^(%d+):(%a+):')
+    local key = partition and (partition .. ':' .. src)
+    if key and changed[key] then
+      local wm = tonumber(all[i + 1])
+      if lowest[key] == nil or wm < lowest[key] then lowest[key] = wm end
+      if highest[key] == nil or wm > highest[key] then highest[key] = wm end
+    end
+  end
+end
+local wms = {}
+for key, low in pairs(lowest) do
+  local wm = math.max(low, highest[key] - grace_ms)
+  local partition, src = string.match(key, '^(%d+):(%a+)$')
   table.insert(wms, partition)
   table.insert(wms, src)
   table.insert(wms, wm)

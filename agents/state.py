@@ -7,7 +7,8 @@ Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals p
                                ``first`` and ``ls:{source}`` (epoch ms), ``nudged:{rule}``
 - ``{p}:seen:{pseudonym}:{id}`` event-id de-duplication marker (expires)
 - ``{p}:offsets:{g}``          hash: partition → last applied offset of the signals topic
-- ``{p}:wm:{g}``               hash: ``{partition}:{source}`` → watermark (max event time, ms)
+- ``{p}:wm:{g}``               hash: ``{partition}:{source}:{raw partition}`` → max event
+                               time (ms); a feed's watermark is the lowest over raw partitions
 - ``{p}:due:vle:{n}``          sorted set: pseudonym scored by the start of its VLE absence
 - ``{p}:pending:att:{n}``      hash: pseudonym → ``first_day:last_day:published_ms`` to evaluate
 - ``{p}:id:{pseudonym}``       the student id, for re-identification at delivery only (expires)
@@ -88,7 +89,7 @@ class EngagementStore:
         return f"{self.prefix}:s:{pseudonym}"
 
     async def apply(
-        self, messages: Sequence[tuple[int, int, bytes]], absence_ms: int
+        self, messages: Sequence[tuple[int, int, bytes]], absence_ms: int, grace_ms: int = 0
     ) -> ApplyResult:
         """Apply (partition, offset, SignalBatch JSON) messages atomically with their offsets."""
         if not messages:
@@ -99,6 +100,7 @@ class EngagementStore:
             self._dedup_ttl,
             self._state_ttl,
             absence_ms,
+            grace_ms,
         ]
         for partition, offset, payload in messages:
             args.extend((partition, offset, payload))
@@ -117,14 +119,17 @@ class EngagementStore:
         raw = await self.redis.hgetall(f"{self.prefix}:offsets:{self.group}")
         return {int(k): int(v) for k, v in raw.items()}
 
-    async def watermarks(self) -> dict[tuple[int, str], int]:
-        """Watermark (max applied event time, ms) per signals partition and source."""
+    async def watermarks(self, grace_ms: int = 0) -> dict[tuple[int, str], int]:
+        """Watermark per signals partition and source, computed as the state script does."""
         raw = await self.redis.hgetall(f"{self.prefix}:wm:{self.group}")
-        out = {}
+        low: dict[tuple[int, str], int] = {}
+        high: dict[tuple[int, str], int] = {}
         for key, value in raw.items():
-            partition, source = _text(key).split(":")
-            out[(int(partition), source)] = int(value)
-        return out
+            partition, source, _ = _text(key).split(":")
+            slot, ms = (int(partition), source), int(value)
+            low[slot] = min(low.get(slot, ms), ms)
+            high[slot] = max(high.get(slot, ms), ms)
+        return {slot: max(low[slot], high[slot] - grace_ms) for slot in low}
 
     async def pending_attendance(self, partition: int) -> list[Pending]:
         """Students whose attendance changed and whose rules have not been evaluated since."""

@@ -29,6 +29,9 @@ class Signal(WireModel):
     published_at_ms: int | None = Field(
         default=None, description="When the publisher sent the raw event, for latency figures."
     )
+    raw_partition: int = Field(
+        default=0, description="Raw-topic partition it came from (per-feed watermarks)."
+    )
 
 
 class SignalBatch(WireModel):

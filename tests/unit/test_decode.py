@@ -35,6 +35,7 @@ SIGNAL_KEYS = {
     "kind",
     "context",
     "published_at_ms",
+    "raw_partition",
 }
 
 STUDENT = "S7654321"
@@ -140,6 +141,7 @@ def test_a_swipe_becomes_one_pseudonymous_signal_on_the_london_day() -> None:
         == int(datetime(2026, 10, 24, 23, 30, tzinfo=UTC).timestamp()) * 1000
     )
     assert signal["published_at_ms"] == ORIGIN.published_at_ms
+    assert signal["raw_partition"] == ORIGIN.partition  # the feed's watermark is per partition
     assert_no_student_id(result)
     # The signal is a valid message on the signals topic.
     Signal.model_validate(signal)
