@@ -6,14 +6,16 @@ import logging
 from typing import Any
 
 import faust
+from mode import Service
 
 from agents.detect import Detector
 from agents.engagement import EngagementAgent
-from agents.ingest import register_ingest
+from agents.ingest import RawIngest
 from agents.state import EngagementStore
 from schemas.rules import RuleSet
 from sinks.notifier import register_notifier
 from stream.app import Context, Role, create_app
+from stream.publisher import ensure_topics
 from stream.runtime import Runtime
 
 
@@ -28,8 +30,10 @@ def _store(ctx: Context) -> EngagementStore:
     )
 
 
-def build(runtime: Runtime, role: Role, rules: RuleSet | None = None) -> tuple[faust.App, Context]:
-    """The Faust app for ``role`` with its agents registered."""
+def build(
+    runtime: Runtime, role: Role, rules: RuleSet | None = None
+) -> tuple[faust.App, Context, list[Service]]:
+    """The Faust app for ``role`` with its agents registered, plus services to run beside it."""
     app, ctx = create_app(
         runtime.settings,
         role,
@@ -38,20 +42,24 @@ def build(runtime: Runtime, role: Role, rules: RuleSet | None = None) -> tuple[f
         rules=rules,
     )
     store = _store(ctx)
+    services: list[Service] = []
     if role == "worker":
-        register_ingest(ctx, store)
         grace_ms = int(runtime.settings.late_grace_hours * 3_600_000)
         detector = Detector(store, ctx.rules, runtime.settings.zone, grace_ms=grace_ms)
         EngagementAgent(ctx, store, detector).register()
+        services.append(RawIngest(ctx, store))
     else:
         register_notifier(ctx, store)
-    return app, ctx
+    return app, ctx, services
 
 
 def run(runtime: Runtime, role: Role) -> Any:
     """Run a worker or the notifier until it is stopped (SIGTERM/SIGINT)."""
-    app, _ = build(runtime, role)
-    level = runtime.settings.log_level.lower()
+    settings = runtime.settings
+    # Topics are created up front with the configured partition count, so that the first
+    # producer does not auto-create one with the broker's default instead.
+    ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions)
+    app, _, services = build(runtime, role)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    worker = faust.Worker(app, loglevel=level, quiet=True)
+    worker = faust.Worker(app, *services, loglevel=settings.log_level.lower(), quiet=True)
     return worker.execute_from_commandline()
