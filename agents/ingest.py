@@ -97,6 +97,13 @@ class RawIngest(Service):
         }
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        # Reading raw topics waits until the worker's Faust agents have their partitions, so
+        # a starting worker does not build a backlog of signals that nobody applies yet.
+        self.downstream_ready = asyncio.Event()
+        ctx.app.on_rebalance_complete.connect(self._on_rebalance_complete)
+
+    async def _on_rebalance_complete(self, sender: Any, **kwargs: Any) -> None:
+        self.downstream_ready.set()
 
     async def on_start(self) -> None:
         """Join the ingest consumer group and open the producer."""
@@ -136,6 +143,7 @@ class RawIngest(Service):
     @Service.task
     async def _consume(self) -> None:
         assert self.consumer is not None  # noqa: S101  # started in on_start
+        await self.wait_for_stopped(self.downstream_ready.wait())
         while not self.should_stop:
             batch = await self.consumer.getmany(timeout_ms=200)
             if not batch:

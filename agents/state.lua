@@ -29,10 +29,65 @@ local wm_key = prefix .. ':wm:' .. group
 local status_slot = {present = 1, late = 2, absent = 3, excused = 4}
 local applied, duplicates, skipped = 0, 0, 0
 local gaps = {}
-local touched = {}
 local watermarks = {}
 local last_offset = {}
 local pending = {}
+-- Each student touched by the batch is read once, updated in this table, and written once at
+-- the end: many events of one student in a batch cost one read and one write, not one each.
+local students = {}
+
+local function student(who, partition)
+  local st = students[who]
+  if st == nil then
+    local sk = prefix .. ':s:' .. who
+    local v = redis.call('HMGET', sk, 'first', 'ls:swipe', 'ls:attendance', 'ls:vle')
+    st = {
+      sk = sk, partition = partition, first = tonumber(v[1]) or -1,
+      ls = {swipe = tonumber(v[2]) or -1, attendance = tonumber(v[3]) or -1,
+            vle = tonumber(v[4]) or -1},
+      dirty = {}, incr = {}, att = {}, due = nil, due_known = false, due_present = false,
+    }
+    students[who] = st
+  end
+  return st
+end
+
+local function apply_attendance(st, s, day, pending_key, who)
+  -- One field per day holds the four mark counts, so a window is one HMGET field a day.
+  local slot = status_slot[s['kind']]
+  if slot then
+    local counts = st.att[day]
+    if counts == nil then
+      counts = {0, 0, 0, 0}
+      local current = redis.call('HGET', st.sk, 'a:' .. day)
+      if current then
+        local n = 1
+        for v in string.gmatch(current, '%d+') do
+          counts[n] = tonumber(v)
+          n = n + 1
+        end
+      end
+      st.att[day] = counts
+    end
+    counts[slot] = counts[slot] + 1
+  end
+  local pkey = pending_key .. '|' .. who
+  local p = pending[pkey]
+  if p == nil then
+    local stored = redis.call('HGET', pending_key, who)
+    if stored then
+      local lo, hi = string.match(stored, '^(%-?%d+):(%-?%d+)')
+      p = {tonumber(lo), tonumber(hi), pending_key, who}
+    else
+      p = {day, day, pending_key, who}
+    end
+    pending[pkey] = p
+  end
+  if day < p[1] then p[1] = day end
+  if day > p[2] then p[2] = day end
+  local pub = s['published_at_ms']
+  if type(pub) == 'number' then p[5] = pub end
+end
 
 for i = 7, #ARGV, 3 do
   local partition = ARGV[i]
@@ -53,7 +108,7 @@ for i = 7, #ARGV, 3 do
       local dk = prefix .. ':seen:' .. who .. ':' .. s['event_id']
       if redis.call('SET', dk, '1', 'NX', 'EX', dedup_ttl) then
         applied = applied + 1
-        local sk = prefix .. ':s:' .. who
+        local st = student(who, partition)
         local ts = s['occurred_at_ms']
         local src = s['source']
         local day = s['day']
@@ -65,48 +120,20 @@ for i = 7, #ARGV, 3 do
           wm = tonumber(redis.call('HGET', wm_key, wfield) or '0')
         end
         if ts > wm then watermarks[wfield] = ts else watermarks[wfield] = wm end
-        redis.call('HINCRBY', sk, 'd:' .. day .. ':' .. src, 1)
+        local field = 'd:' .. day .. ':' .. src
+        st.incr[field] = (st.incr[field] or 0) + 1
         if src == 'attendance' then
-          -- One field per day holds the four mark counts, so a window is one HMGET field a day.
-          local slot = status_slot[s['kind']]
-          if slot then
-            local af = 'a:' .. day
-            local counts = {0, 0, 0, 0}
-            local current = redis.call('HGET', sk, af)
-            if current then
-              local n = 1
-              for v in string.gmatch(current, '%d+') do
-                counts[n] = tonumber(v)
-                n = n + 1
-              end
-            end
-            counts[slot] = counts[slot] + 1
-            redis.call('HSET', sk, af, table.concat(counts, ','))
-          end
-          local pkey = pending_key .. '|' .. who
-          local p = pending[pkey]
-          if p == nil then
-            local stored = redis.call('HGET', pending_key, who)
-            if stored then
-              local lo, hi = string.match(stored, '^(%-?%d+):(%-?%d+)')
-              p = {tonumber(lo), tonumber(hi), pending_key, who}
-            else
-              p = {day, day, pending_key, who}
-            end
-            pending[pkey] = p
-          end
-          if day < p[1] then p[1] = day end
-          if day > p[2] then p[2] = day end
-          local pub = s['published_at_ms']
-          if type(pub) == 'number' then p[5] = pub end
+          apply_attendance(st, s, day, pending_key, who)
         end
-        local first = tonumber(redis.call('HGET', sk, 'first') or '-1')
+        local first = st.first
         if first < 0 or ts < first then
-          redis.call('HSET', sk, 'first', ts)
+          st.first = ts
+          st.dirty['first'] = true
         end
-        local last = tonumber(redis.call('HGET', sk, 'ls:' .. src) or '-1')
+        local last = st.ls[src] or -1
         if ts > last then
-          redis.call('HSET', sk, 'ls:' .. src, ts)
+          st.ls[src] = ts
+          st.dirty['ls:' .. src] = true
         end
         if src == 'vle' then
           local last_vle = last
@@ -114,22 +141,24 @@ for i = 7, #ARGV, 3 do
           if ts > last_vle then
             -- The student is active on the VLE again. If the absence before this event was long
             -- enough and no nudge has been sent for it yet (still due), report the gap.
-            local due = redis.call('ZSCORE', due_key, who)
-            if due and last_vle >= 0 and ts - last_vle >= absence_ms then
-              table.insert(gaps, who)
-              table.insert(gaps, partition)
-              table.insert(gaps, last_vle)
-              table.insert(gaps, ts)
+            if last_vle >= 0 and ts - last_vle >= absence_ms then
+              if not st.due_known then
+                st.due_present = redis.call('ZSCORE', due_key, who) ~= false
+                st.due_known = true
+              end
+              if st.due_present then
+                table.insert(gaps, who)
+                table.insert(gaps, partition)
+                table.insert(gaps, last_vle)
+                table.insert(gaps, ts)
+              end
             end
-            redis.call('ZADD', due_key, ts, who)
+            st.due, st.due_known, st.due_present = ts, true, true
           end
-        elseif first < 0 and last < 0 then
+        elseif first < 0 and last < 0 and st.ls['vle'] < 0 then
           -- First sight of this student, and not on the VLE: the absence clock starts now.
-          if not redis.call('HGET', sk, 'ls:vle') then
-            redis.call('ZADD', due_key, ts, who)
-          end
+          st.due, st.due_known, st.due_present = ts, true, true
         end
-        touched[sk] = true
       else
         duplicates = duplicates + 1
       end
@@ -137,13 +166,28 @@ for i = 7, #ARGV, 3 do
   end
 end
 
+for who, st in pairs(students) do
+  for field, n in pairs(st.incr) do
+    redis.call('HINCRBY', st.sk, field, n)
+  end
+  for day, counts in pairs(st.att) do
+    redis.call('HSET', st.sk, 'a:' .. day, table.concat(counts, ','))
+  end
+  for field, _ in pairs(st.dirty) do
+    local value = st.first
+    if field ~= 'first' then value = st.ls[string.sub(field, 4)] end
+    redis.call('HSET', st.sk, field, string.format('%d', value))
+  end
+  if st.due then
+    redis.call('ZADD', prefix .. ':due:vle:' .. st.partition, st.due, who)
+  end
+  redis.call('EXPIRE', st.sk, state_ttl)
+end
+
 for _, p in pairs(pending) do
   local pub = ''
   if p[5] then pub = string.format('%d', p[5]) end
   redis.call('HSET', p[3], p[4], string.format('%d:%d:', p[1], p[2]) .. pub)
-end
-for sk, _ in pairs(touched) do
-  redis.call('EXPIRE', sk, state_ttl)
 end
 -- The watermark of a (signals partition, source) is the lowest of the per-raw-partition
 -- maxima: a raw partition that is behind holds it back, so its students are not judged on
