@@ -16,7 +16,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.common import SCHEMA_VERSION, Reason, Source, find_forbidden
+from schemas.common import (
+    SCHEMA_VERSION,
+    Reason,
+    Source,
+    classify_validation_error,
+    find_forbidden,
+)
 from schemas.deadletter import DeadLetter
 from schemas.events import MODEL_BY_SOURCE, AttendanceMark, CardSwipe, VleActivity
 from stream.eventtime import local_day_of_ms, to_epoch_ms
@@ -73,21 +79,8 @@ def approximate_size(event: Any) -> int:
 
 
 def classify(error: ValidationError) -> tuple[Reason, str]:
-    """Map the first pydantic error to a refusal reason and a sentence saying what to fix."""
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "event"
-    kind = first["type"]
-    if where == "schema_version":
-        return (
-            Reason.UNKNOWN_SCHEMA_VERSION,
-            f"schema_version {first.get('input')!r} is not supported; this worker reads "
-            f"version {SCHEMA_VERSION}: upgrade the worker or publish version {SCHEMA_VERSION}",
-        )
-    if kind == "missing":
-        return Reason.MISSING_FIELD, f"required field '{where}' is missing"
-    if kind in _TYPE_ERRORS or kind.endswith("_type"):
-        return Reason.WRONG_TYPE, f"field '{where}' has the wrong type: {first['msg']}"
-    return Reason.INVALID_VALUE, f"field '{where}' is not valid: {first['msg']}"
+    """Map a validation error to a refusal reason and a sentence (shared with the publisher)."""
+    return classify_validation_error(error)
 
 
 def _kind_and_context(event: CardSwipe | AttendanceMark | VleActivity) -> tuple[str, str]:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 SCHEMA_VERSION: Final = 1
 
@@ -94,3 +94,39 @@ def find_forbidden(payload: Any, path: str = "") -> tuple[Reason, str] | None:
                 if found is not None:
                     return found
     return None
+
+
+# Severity order when pydantic reports several problems: the first one present is reported.
+_SEVERITY = (
+    Reason.UNKNOWN_SCHEMA_VERSION,
+    Reason.MISSING_FIELD,
+    Reason.WRONG_TYPE,
+    Reason.INVALID_VALUE,
+)
+
+
+def classify_validation_error(exc: ValidationError) -> tuple[Reason, str]:
+    """Map a pydantic error to a refusal reason and a sentence naming the field to fix."""
+    found: dict[Reason, str] = {}
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in error["loc"]) or "(event)"
+        kind = error["type"]
+        if loc == "schema_version":
+            reason = Reason.UNKNOWN_SCHEMA_VERSION
+            text = (
+                f"schema_version {error.get('input')!r} is not supported; this worker reads "
+                f"version {SCHEMA_VERSION}: upgrade the worker or publish version {SCHEMA_VERSION}"
+            )
+        elif kind == "missing":
+            reason, text = Reason.MISSING_FIELD, f"required field '{loc}' is missing"
+        elif kind == "wrong_type" or kind.endswith("_type"):
+            reason, text = Reason.WRONG_TYPE, f"field '{loc}': {error['msg']}"
+        else:
+            reason, text = Reason.INVALID_VALUE, f"field '{loc}': {error['msg']}"
+        found.setdefault(reason, text)
+    count = exc.error_count()
+    for reason in _SEVERITY:
+        if reason in found:
+            more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+            return reason, found[reason] + more
+    return Reason.INVALID_VALUE, str(exc)  # pragma: no cover - pydantic always reports errors

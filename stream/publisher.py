@@ -24,7 +24,14 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import TopicAlreadyExistsError
 from pydantic import ValidationError
 
-from schemas.common import ASSESSMENT_ACTIONS, SCHEMA_VERSION, Reason, Source, find_forbidden
+from schemas.common import (
+    ASSESSMENT_ACTIONS,
+    SCHEMA_VERSION,
+    Reason,
+    Source,
+    classify_validation_error,
+    find_forbidden,
+)
 from schemas.common import normalise_name as _normalise_name
 from schemas.events import MODEL_BY_SOURCE
 from stream.errors import EngagementError
@@ -148,38 +155,6 @@ def _json_default(value: object) -> object:
 _encode = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
 ).encode
-
-# Severity order when pydantic reports several problems: the first one present is reported.
-_SEVERITY = (
-    Reason.UNKNOWN_SCHEMA_VERSION,
-    Reason.MISSING_FIELD,
-    Reason.WRONG_TYPE,
-    Reason.INVALID_VALUE,
-)
-
-
-def classify_validation_error(exc: ValidationError) -> tuple[Reason, str]:
-    """Map a pydantic error to a refusal reason and a sentence naming the field to fix."""
-    found: dict[Reason, str] = {}
-    for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"]) or "(event)"
-        kind = error["type"]
-        if loc == "schema_version":
-            reason = Reason.UNKNOWN_SCHEMA_VERSION
-            text = f"schema_version {error.get('input')!r} is not one this product reads (use 1)"
-        elif kind == "missing":
-            reason, text = Reason.MISSING_FIELD, f"required field '{loc}' is missing"
-        elif kind == "wrong_type" or kind.endswith("_type"):
-            reason, text = Reason.WRONG_TYPE, f"field '{loc}': {error['msg']}"
-        else:
-            reason, text = Reason.INVALID_VALUE, f"field '{loc}': {error['msg']}"
-        found.setdefault(reason, text)
-    count = exc.error_count()
-    for reason in _SEVERITY:
-        if reason in found:
-            more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
-            return reason, found[reason] + more
-    return Reason.INVALID_VALUE, str(exc)  # pragma: no cover - pydantic always reports errors
 
 
 @dataclass(frozen=True)
