@@ -141,6 +141,15 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
 
+_FIELD_OF_ENV = {env: field for field, env in ENV.items()}
+_HINTS = {
+    "pseudonym_key": (
+        "set it to a long random secret (e.g. `openssl rand -base64 32`); for local use, "
+        "`engagement stack up` creates a development key"
+    ),
+}
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment (plus overrides), or stop with what to fix."""
     try:
@@ -154,6 +163,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     lines = ["The configuration is not valid:"]
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "?"
+        field = _FIELD_OF_ENV.get(field, field)  # errors name the alias or the field
         name = ENV.get(field, field)
-        lines.append(f"  - {name}: {error['msg']}")
+        message = "is required but not set" if error["type"] == "missing" else error["msg"]
+        hint = _HINTS.get(field, "")
+        lines.append(f"  - {name}: {message}{'; ' + hint if hint else ''}")
     return "\n".join(lines)
