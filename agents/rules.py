@@ -50,6 +50,7 @@ class AttendanceWindow:
     end_day: int
     attended: int
     expected: int
+    first_session_day: int | None = None
 
     @property
     def rate(self) -> float:
@@ -63,12 +64,15 @@ def attendance_window(
     """Sum the marks of the ``length`` days ending on ``end_day`` (inclusive)."""
     start = end_day - length + 1
     attended = expected = 0
+    first: int | None = None
     for day in range(start, end_day + 1):
         marks = days.get(day)
         if marks is not None:
             attended += marks.attended
             expected += marks.expected
-    return AttendanceWindow(start, end_day, attended, expected)
+            if first is None and marks.expected:
+                first = day
+    return AttendanceWindow(start, end_day, attended, expected, first)
 
 
 def attendance_breaches(
@@ -107,8 +111,10 @@ def attendance_nudge(
     created = datetime.combine(end, datetime.max.time(), tzinfo=zone).replace(microsecond=0)
     # Rounded down, so a rate just under the threshold never reads as equal to it.
     percent = math.floor(window.rate * 100)
+    # The sentence starts at the first session in the window, not before term began.
+    since = date.fromordinal(window.first_session_day or window.start_day)
     summary = (
-        f"Between {_pretty(start)} and {_pretty(end)} you attended {window.attended} of the "
+        f"Between {_pretty(since)} and {_pretty(end)} you attended {window.attended} of the "
         f"{window.expected} timetabled sessions you were expected at ({percent}%). "
         f"We get in touch when attendance over {rule.window_days} days falls below "
         f"{round(rule.threshold * 100)}%, because it is often a sign that something is making "

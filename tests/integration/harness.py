@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
+from agents.ingest import signal_partition
 from schemas.common import Source
 from stream.processes import Child, free_port, scrape, total
 from stream.pseudonym import Pseudonymiser
@@ -170,6 +171,23 @@ class Pipeline:
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+    def barrier(self, tag: str) -> None:
+        """Return once every signals partition has applied everything published before now.
+
+        One fresh event is sent for a student on each signals partition; partitions are
+        applied in order, so when all of them are counted, nothing earlier is still in flight.
+        """
+        partitions = self.settings.partitions
+        students: dict[int, str] = {}
+        n = 0
+        while len(students) < partitions:
+            candidate = f"S-BARRIER-{tag}-{n}"
+            students.setdefault(signal_partition(self.pseudonym(candidate), partitions), candidate)
+            n += 1
+        self.publish(Source.VLE, [vle(0, s, TERM) for s in students.values()], size=1)
+        for student in students.values():
+            wait_for(f"barrier {student}", lambda s=student: self.counts(s) == {"vle": 1}, 120)
 
     # output ------------------------------------------------------------------------------
     def state(self, student_id: str) -> dict[str, str]:

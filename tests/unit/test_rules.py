@@ -101,7 +101,8 @@ def four_sessions(attended: int, end: int = D0 + 13) -> dict[int, AttendanceDay]
 
 def test_fires_below_the_threshold_with_enough_sessions() -> None:
     breaches = attendance_breaches(ATTENDANCE, four_sessions(1), D0 + 13, D0 + 13, None)
-    assert breaches == [AttendanceWindow(D0, D0 + 13, 1, 4)]
+    # The first of the four sessions is ten days into the window: the message starts there.
+    assert breaches == [AttendanceWindow(D0, D0 + 13, 1, 4, first_session_day=D0 + 10)]
 
 
 def test_does_not_fire_at_exactly_the_threshold() -> None:
