@@ -26,14 +26,14 @@ FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="engagement-stream" \
       org.opencontainers.image.description="Engagement signals and nudges stream processor" \
       org.opencontainers.image.licenses="Apache-2.0"
-# WEB_BIND is read by Faust itself: the /healthz and /metrics server must listen on every
-# interface in a container so that Prometheus can scrape it from the compose network.
+# The /healthz and /metrics server must listen on every interface in a container so that
+# Prometheus can scrape it from the compose network.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     ENGAGEMENT_WEB_PORT=6066 \
     ENGAGEMENT_STATE_DIR=/var/lib/engagement/state \
-    WEB_BIND=0.0.0.0
+    ENGAGEMENT_WEB_BIND=0.0.0.0
 RUN groupadd --system --gid 10001 engagement \
     && useradd --system --uid 10001 --gid engagement --no-create-home \
         --home-dir /var/lib/engagement --shell /usr/sbin/nologin engagement \

@@ -104,8 +104,7 @@ def create_app(
         broker_heartbeat_interval=3,
         producer_acks=-1,
         web_port=settings.web_port,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.web_bind,
         # Agents catch their own errors; a crash must stop the process so that it restarts.
         worker_redirect_stdouts=False,
     )

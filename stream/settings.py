@@ -27,6 +27,7 @@ ENV = {
     "webhook_timeout_s": "ENGAGEMENT_WEBHOOK_TIMEOUT_S",
     "webhook_attempts": "ENGAGEMENT_WEBHOOK_ATTEMPTS",
     "web_port": "ENGAGEMENT_WEB_PORT",
+    "web_bind": "ENGAGEMENT_WEB_BIND",
     "max_message_bytes": "ENGAGEMENT_MAX_MESSAGE_BYTES",
     "max_event_bytes": "ENGAGEMENT_MAX_EVENT_BYTES",
     "dedup_ttl_days": "ENGAGEMENT_DEDUP_TTL_DAYS",
@@ -77,6 +78,11 @@ class Settings(BaseSettings):
     )
     webhook_attempts: int = Field(default=4, ge=1, le=20, validation_alias=_env("webhook_attempts"))
     web_port: int = Field(default=6066, ge=1, le=65535, validation_alias=_env("web_port"))
+    web_bind: str = Field(
+        default="127.0.0.1",
+        validation_alias=_env("web_bind"),
+        description="Address of /healthz and /metrics; 0.0.0.0 in a container.",
+    )
     max_message_bytes: int = Field(
         default=1_048_576, ge=1024, validation_alias=_env("max_message_bytes")
     )
