@@ -152,3 +152,17 @@ def test_bad_inputs_are_dead_lettered_with_their_reason_and_later_events_still_c
         assert '"student_id": "S-X' not in letter["payload_excerpt"]  # the id is redacted
     assert deployed.counts("S-AFTER") == {"vle": 1}
     assert deployed.counts("S-ATT") == {"vle": DAYS, "swipe": DAYS, "attendance": 5}
+
+
+def test_a_file_is_published_from_the_command_line_with_its_bad_line_reported(
+    deployed: Pipeline, tmp_path: Path
+) -> None:
+    at = TERM + timedelta(days=DAYS)
+    lines = [json.dumps(vle(n, "S-FILE", at + timedelta(minutes=n))) for n in range(3)]
+    lines.insert(1, '{"event_id": "broken", ')
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = deployed.cli("publish", str(path), "--source", "vle")
+    assert "sent 3 events" in report and "refused 1" in report
+    assert "line 2" in report and "malformed_json" in report
+    wait_for("the file's events", lambda: deployed.counts("S-FILE") == {"vle": 3} or None)
