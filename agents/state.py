@@ -114,23 +114,6 @@ class EngagementStore:
             result.watermarks[(int(wms[i]), _text(wms[i + 1]))] = int(wms[i + 2])
         return result
 
-    async def applied_offsets(self) -> dict[int, int]:
-        """Last applied offset per signals partition (resume point after a restart)."""
-        raw = await self.redis.hgetall(f"{self.prefix}:offsets:{self.group}")
-        return {int(k): int(v) for k, v in raw.items()}
-
-    async def watermarks(self, grace_ms: int = 0) -> dict[tuple[int, str], int]:
-        """Watermark per signals partition and source, computed as the state script does."""
-        raw = await self.redis.hgetall(f"{self.prefix}:wm:{self.group}")
-        low: dict[tuple[int, str], int] = {}
-        high: dict[tuple[int, str], int] = {}
-        for key, value in raw.items():
-            partition, source, _ = _text(key).split(":")
-            slot, ms = (int(partition), source), int(value)
-            low[slot] = min(low.get(slot, ms), ms)
-            high[slot] = max(high.get(slot, ms), ms)
-        return {slot: max(low[slot], high[slot] - grace_ms) for slot in low}
-
     async def pending_attendance(self, partition: int) -> list[Pending]:
         """Students whose attendance changed and whose rules have not been evaluated since."""
         raw = await self.redis.hgetall(f"{self.prefix}:pending:att:{partition}")
@@ -224,16 +207,3 @@ class EngagementStore:
         """The student id behind a pseudonym, for re-identification at delivery only."""
         value = await self.redis.get(f"{self.prefix}:id:{pseudonym}")
         return _text(value) if value is not None else None
-
-    async def student_summary(self, pseudonym: str) -> dict[str, int]:
-        """Total events per source and last-seen times: what a student may see about themself."""
-        raw = await self.redis.hgetall(self.student_key(pseudonym))
-        summary: dict[str, int] = {}
-        for name_raw, value_raw in raw.items():
-            name, value = _text(name_raw), int(value_raw)
-            parts = name.split(":")
-            if parts[0] == "d" and len(parts) == 3:
-                summary[f"events:{parts[2]}"] = summary.get(f"events:{parts[2]}", 0) + value
-            elif parts[0] in {"ls", "first"}:
-                summary[name] = value
-        return summary

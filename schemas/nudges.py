@@ -57,8 +57,3 @@ class Nudge(WireModel):
     published_at_ms: int | None = Field(
         default=None, description="Publish time of the newest event behind it, when known."
     )
-
-
-def nudge_from_json(data: bytes) -> Nudge:
-    """Parse a nudge message, refusing unknown schema versions with a message saying what to do."""
-    return Nudge.model_validate_json(data)
