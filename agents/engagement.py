@@ -41,14 +41,21 @@ class EngagementAgent:
         )
         ctx.topics.update(nudges=self.nudges_topic)
 
-    async def set_aside(self, message: Any, detail: str) -> None:
-        """Dead-letter one signals message that cannot be applied."""
+    async def set_aside(
+        self,
+        message: Any,
+        detail: str,
+        reason: Reason = Reason.PROCESSING_ERROR,
+        event_id: str | None = None,
+    ) -> None:
+        """Dead-letter one signals message (or one event of it) that cannot be applied."""
         letter = DeadLetter(
-            reason=Reason.PROCESSING_ERROR,
+            reason=reason,
             detail=detail,
-            topic=message.topic,
+            topic=getattr(message, "topic", self.ctx.settings.topics.signals),
             partition=message.partition,
             offset=message.offset,
+            event_id=event_id,
             received_at=from_epoch_ms(int(time.time() * 1000)),
             payload_excerpt="",
         )
@@ -91,12 +98,22 @@ class EngagementAgent:
             total.skipped_messages += one.skipped_messages
             total.gaps.extend(one.gaps)
             total.watermarks.update(one.watermarks)
+            total.late.extend(one.late)
         return total
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Apply, detect, send nudges, and only then forget what was evaluated."""
         started = time.perf_counter()
         result = await self.apply(events)
+        grace_h = self.detector.grace_ms / 3_600_000
+        for late in result.late:
+            detail = (
+                f"the event is {late.late_ms / 3_600_000:.1f} h older than the latest event of "
+                f"its feed; events more than {grace_h:g} h late are not counted "
+                "(ENGAGEMENT_LATE_GRACE_HOURS)"
+            )
+            await self.set_aside(late, detail, Reason.TOO_LATE, late.event_id)
+            self.metrics.late_events.labels(late.source).inc()
         self.metrics.duplicates.inc(result.duplicates)
         self.metrics.signals_applied.inc(result.applied)
         self.metrics.redelivered_messages.inc(result.skipped_messages)

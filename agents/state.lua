@@ -11,7 +11,9 @@
 --
 -- A message whose offset is at or below the partition's applied offset is skipped: it was
 -- applied before a crash or rebalance and is being delivered again. Event ids are
--- de-duplicated per student. Returns {applied, duplicates, skipped_messages, gaps, wms} where
+-- de-duplicated per student. An event more than the grace period older than the latest event
+-- of its own feed (raw partition) is not applied. Returns {applied, duplicates,
+-- skipped_messages, gaps, wms, late} where late is a flat list of event id, source, lateness-ms, partition, offset;
 -- gaps is a flat list of pseudonym, partition, previous-last-seen-ms, new-ms and wms a flat
 -- list of partition, source, watermark-ms. Watermarks are kept per partition *and source*
 -- (and raw partition the signal came from): an absence on one feed is judged against that
@@ -29,6 +31,7 @@ local wm_key = prefix .. ':wm:' .. group
 local status_slot = {present = 1, late = 2, absent = 3, excused = 4}
 local applied, duplicates, skipped = 0, 0, 0
 local gaps = {}
+local late = {}
 local watermarks = {}
 local last_offset = {}
 local pending = {}
@@ -106,20 +109,32 @@ for i = 7, #ARGV, 3 do
     for _, s in ipairs(batch['signals']) do
       local who = s['pseudonym']
       local dk = prefix .. ':seen:' .. who .. ':' .. s['event_id']
-      if redis.call('SET', dk, '1', 'NX', 'EX', dedup_ttl) then
+      local ts = s['occurred_at_ms']
+      local src = s['source']
+      local rp = s['raw_partition']
+      if type(rp) ~= 'number' then rp = 0 end
+      local wfield = partition .. ':' .. src .. ':' .. string.format('%d', rp)
+      local wm = watermarks[wfield]
+      if wm == nil then
+        wm = tonumber(redis.call('HGET', wm_key, wfield) or '0')
+        watermarks[wfield] = wm
+      end
+      if ts < wm - grace_ms then
+        -- Later than the grace period behind its own feed: not counted, reported instead.
+        if redis.call('EXISTS', dk) == 1 then
+          duplicates = duplicates + 1
+        else
+          table.insert(late, s['event_id'])
+          table.insert(late, src)
+          table.insert(late, wm - ts)
+          table.insert(late, partition)
+          table.insert(late, offset)
+        end
+      elseif redis.call('SET', dk, '1', 'NX', 'EX', dedup_ttl) then
         applied = applied + 1
         local st = student(who, partition)
-        local ts = s['occurred_at_ms']
-        local src = s['source']
         local day = s['day']
-        local rp = s['raw_partition']
-        if type(rp) ~= 'number' then rp = 0 end
-        local wfield = partition .. ':' .. src .. ':' .. string.format('%d', rp)
-        local wm = watermarks[wfield]
-        if wm == nil then
-          wm = tonumber(redis.call('HGET', wm_key, wfield) or '0')
-        end
-        if ts > wm then watermarks[wfield] = ts else watermarks[wfield] = wm end
+        if ts > wm then watermarks[wfield] = ts end
         local field = 'd:' .. day .. ':' .. src
         st.incr[field] = (st.incr[field] or 0) + 1
         if src == 'attendance' then
@@ -222,4 +237,4 @@ end
 for partition, offset in pairs(last_offset) do
   redis.call('HSET', offsets_key, partition, offset)
 end
-return {applied, duplicates, skipped, gaps, wms}
+return {applied, duplicates, skipped, gaps, wms, late}

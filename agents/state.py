@@ -39,6 +39,17 @@ class Gap:
     returned_ms: int
 
 
+@dataclass(frozen=True)
+class Late:
+    """An event that arrived more than the grace period behind its feed, and was not counted."""
+
+    event_id: str
+    source: str
+    late_ms: int
+    partition: int
+    offset: int
+
+
 @dataclass
 class ApplyResult:
     """What one batch did to the state."""
@@ -48,6 +59,7 @@ class ApplyResult:
     skipped_messages: int = 0
     gaps: list[Gap] = field(default_factory=list)
     watermarks: dict[tuple[int, str], int] = field(default_factory=dict)
+    late: list[Late] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,12 +116,15 @@ class EngagementStore:
         ]
         for partition, offset, payload in messages:
             args.extend((partition, offset, payload))
-        applied, duplicates, skipped, gaps, wms = await self._script(args=args)
+        applied, duplicates, skipped, gaps, wms, late = await self._script(args=args)
         result = ApplyResult(int(applied), int(duplicates), int(skipped))
         for i in range(0, len(gaps), 4):
             result.gaps.append(
                 Gap(_text(gaps[i]), int(gaps[i + 1]), int(gaps[i + 2]), int(gaps[i + 3]))
             )
+        for i in range(0, len(late), 5):
+            event_id, source = _text(late[i]), _text(late[i + 1])
+            result.late.append(Late(event_id, source, *(int(v) for v in late[i + 2 : i + 5])))
         for i in range(0, len(wms), 3):
             result.watermarks[(int(wms[i]), _text(wms[i + 1]))] = int(wms[i + 2])
         return result

@@ -19,6 +19,7 @@ class Metrics:
     signals_emitted: Counter
     dead_lettered: Counter
     duplicates: Counter
+    late_events: Counter
     signals_applied: Counter
     redelivered_messages: Counter
     nudges: Counter
@@ -53,6 +54,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         duplicates=Counter(
             "engagement_duplicates_total",
             "Events dropped because their event_id was seen.",
+            registry=reg,
+        ),
+        late_events=Counter(
+            "engagement_late_events_total",
+            "Events more than the grace period behind their feed: dead-lettered, not counted.",
+            ["source"],
             registry=reg,
         ),
         signals_applied=Counter(

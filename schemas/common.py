@@ -39,6 +39,7 @@ class Reason(StrEnum):
     ASSESSMENT_DATA = "assessment_data"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     PROCESSING_ERROR = "processing_error"
+    TOO_LATE = "too_late"
 
 
 # Field names that carry assessment results or special-category personal data (UK GDPR art. 9).

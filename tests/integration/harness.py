@@ -172,7 +172,7 @@ class Pipeline:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def barrier(self, tag: str) -> None:
+    def barrier(self, tag: str, when: datetime = TERM) -> None:
         """Return once every signals partition has applied everything published before now.
 
         One fresh event is sent for a student on each signals partition; partitions are
@@ -185,7 +185,7 @@ class Pipeline:
             candidate = f"S-BARRIER-{tag}-{n}"
             students.setdefault(signal_partition(self.pseudonym(candidate), partitions), candidate)
             n += 1
-        self.publish(Source.VLE, [vle(0, s, TERM) for s in students.values()], size=1)
+        self.publish(Source.VLE, [vle(0, s, when) for s in students.values()], size=1)
         for student in students.values():
             wait_for(f"barrier {student}", lambda s=student: self.counts(s) == {"vle": 1}, 120)
 

@@ -37,6 +37,8 @@ def scenario() -> dict[Source, list[dict[str, Any]]]:
         events[Source.SWIPE].append(swipe(0, student, TERM))
     for n in range(5):  # absent from five sessions in a row
         events[Source.ATTENDANCE].append(mark(n, "S-ATT", TERM + timedelta(days=n), "absent"))
+    for batch in events.values():  # each feed sends in event-time order
+        batch.sort(key=lambda event: str(event["occurred_at"]))
     return events
 
 
@@ -73,10 +75,13 @@ def deployed(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iter
         events = scenario()
         for source, batch in events.items():
             pipeline.publish(source, batch)
-        dups = [vle(100 + n, "S-DUP", TERM + timedelta(hours=3, minutes=n)) for n in range(3)]
+        last_day = TERM + timedelta(days=DAYS - 1)
+        dups = [vle(100 + n, "S-DUP", last_day + timedelta(hours=3, minutes=n)) for n in range(3)]
         pipeline.publish(Source.VLE, dups, size=3)
         pipeline.publish(Source.VLE, dups, size=1)  # the scanner retried: same event ids
         pipeline.publish_raw(Source.VLE, BAD_INPUTS.values())
+        # An event from the first day, arriving after its feed reached day 11: too late.
+        pipeline.publish(Source.VLE, [vle(0, "S-LATE", TERM)])
         pipeline.publish(Source.VLE, [vle(0, "S-AFTER", TERM + timedelta(days=DAYS))], size=1)
         expected = sum(len(b) for b in events.values()) + len(dups) + 1
         wait_for(
@@ -145,12 +150,16 @@ def test_nothing_is_delivered_twice(deployed: Pipeline) -> None:
 def test_bad_inputs_are_dead_lettered_with_their_reason_and_later_events_still_count(
     deployed: Pipeline,
 ) -> None:
-    letters = deployed.topic(deployed.settings.topics.deadletter, expected=len(BAD_INPUTS))
-    assert sorted(letter["reason"] for letter in letters) == sorted(BAD_INPUTS)
+    letters = deployed.topic(deployed.settings.topics.deadletter, expected=len(BAD_INPUTS) + 1)
+    assert sorted(letter["reason"] for letter in letters) == sorted([*BAD_INPUTS, "too_late"])
     for letter in letters:
         assert letter["detail"]
         assert '"student_id": "S-X' not in letter["payload_excerpt"]  # the id is redacted
     assert deployed.counts("S-AFTER") == {"vle": 1}
+    assert deployed.counts("S-LATE") == {}  # not counted: reported instead
+    late = next(letter for letter in letters if letter["reason"] == "too_late")
+    assert late["event_id"] == "v-S-LATE-0" and "48 h" in late["detail"]
+    assert deployed.metric("engagement_late_events_total") == 1
     assert deployed.counts("S-ATT") == {"vle": DAYS, "swipe": DAYS, "attendance": 5}
 
 

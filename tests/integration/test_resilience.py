@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,11 @@ def cohort(
     return events, expected
 
 
+def latest(events: dict[Source, list[dict[str, Any]]]) -> datetime:
+    """The newest event time in a cohort: a barrier then is neither late nor far ahead."""
+    return max(datetime.fromisoformat(e["occurred_at"]) for b in events.values() for e in b)
+
+
 def all_counted(pipeline: Pipeline, expected: dict[str, dict[str, int]]) -> bool:
     """Whether every student's counts reached what was published (never more is checked after)."""
     return all(pipeline.counts(student) == counts for student, counts in expected.items())
@@ -77,7 +82,9 @@ def test_a_killed_worker_restarts_without_losing_or_double_counting(pipeline: Pi
     assert applied < total, "the worker finished before it could be killed mid-stream"
     pipeline.start("worker", "worker")  # same group: resumes from committed/applied offsets
     wait_for("every event counted after the restart", lambda: all_counted(pipeline, expected), 120)
-    pipeline.barrier("after-restart")  # every replayed batch has landed: nothing counted twice
+    pipeline.barrier(
+        "after-restart", latest(events)
+    )  # every replayed batch has landed: nothing counted twice
     assert all_counted(pipeline, expected)
     nudged = [f"S{s:05d}" for s in range(0, 300, 10)]
 
@@ -103,7 +110,7 @@ def test_two_workers_share_the_partitions_and_every_partition_is_consumed(
     group = f"{pipeline.prefix}.engagement-worker"
     offsets = pipeline.redis.hgetall(f"{pipeline.prefix}:offsets:{group}")
     assert sorted(int(p) for p in offsets) == list(range(pipeline.settings.partitions))
-    pipeline.barrier("two-workers")
+    pipeline.barrier("two-workers", latest(events))
     applied = [
         pipeline.metric("engagement_signals_applied_total", name)
         for name in ("worker-1", "worker-2")
