@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -83,12 +84,12 @@ def classify(error: ValidationError) -> tuple[Reason, str]:
     return classify_validation_error(error)
 
 
-def _kind_and_context(event: CardSwipe | AttendanceMark | VleActivity) -> tuple[str, str]:
-    if isinstance(event, AttendanceMark):
-        return event.status, event.module
-    if isinstance(event, VleActivity):
-        return event.action, event.course
-    return event.direction, event.building
+# Which fields of each source become a signal's ``kind`` and ``context``.
+KIND_AND_CONTEXT = {
+    Source.SWIPE: attrgetter("direction", "building"),
+    Source.ATTENDANCE: attrgetter("status", "module"),
+    Source.VLE: attrgetter("action", "course"),
+}
 
 
 class Ingestor:
@@ -106,6 +107,7 @@ class Ingestor:
     ) -> None:
         self.source = source
         self._model = MODEL_BY_SOURCE[source]
+        self._kind_and_context = KIND_AND_CONTEXT[source]
         self._list: TypeAdapter[list[Any]] = TypeAdapter(list[self._model])  # type: ignore[name-defined]  # a model chosen at run time
         self._fields = frozenset(self._model.model_fields)
         self._pseudonymise = pseudonymise
@@ -250,7 +252,7 @@ class Ingestor:
         valid: CardSwipe | AttendanceMark | VleActivity,
     ) -> None:
         pseudonym = self._pseudonymise(valid.student_id)
-        kind, context = _kind_and_context(valid)
+        kind, context = self._kind_and_context(valid)
         occurred_ms = to_epoch_ms(valid.occurred_at)
         result.identities[pseudonym] = valid.student_id
         result.signals.append(

@@ -32,6 +32,7 @@ local status_slot = {present = 1, late = 2, absent = 3, excused = 4}
 local applied, duplicates, skipped = 0, 0, 0
 local gaps = {}
 local late = {}
+local seen_keys = {}
 local watermarks = {}
 local last_offset = {}
 local pending = {}
@@ -108,7 +109,10 @@ for i = 7, #ARGV, 3 do
     local pending_key = prefix .. ':pending:att:' .. partition
     for _, s in ipairs(batch['signals']) do
       local who = s['pseudonym']
-      local dk = prefix .. ':seen:' .. who .. ':' .. s['event_id']
+      -- Event ids are remembered in one set per student and day: adding to a set is cheaper
+      -- than one expiring key per event, and the set expires as a whole.
+      local dk = prefix .. ':seen:' .. who .. ':' .. string.format('%d', s['day'])
+      local eid = s['event_id']
       local ts = s['occurred_at_ms']
       local src = s['source']
       local rp = s['raw_partition']
@@ -121,7 +125,7 @@ for i = 7, #ARGV, 3 do
       end
       if ts < wm - grace_ms then
         -- Later than the grace period behind its own feed: not counted, reported instead.
-        if redis.call('EXISTS', dk) == 1 then
+        if redis.call('SISMEMBER', dk, eid) == 1 then
           duplicates = duplicates + 1
         else
           table.insert(late, s['event_id'])
@@ -130,7 +134,11 @@ for i = 7, #ARGV, 3 do
           table.insert(late, partition)
           table.insert(late, offset)
         end
-      elseif redis.call('SET', dk, '1', 'NX', 'EX', dedup_ttl) then
+      elseif redis.call('SADD', dk, eid) == 1 then
+        if not seen_keys[dk] then
+          seen_keys[dk] = true
+          redis.call('EXPIRE', dk, dedup_ttl)
+        end
         applied = applied + 1
         local st = student(who, partition)
         local day = s['day']

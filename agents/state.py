@@ -5,7 +5,7 @@ Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals p
 - ``{p}:s:{pseudonym}``        hash: ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks
                                as ``present,late,absent,excused``,
                                ``first`` and ``ls:{source}`` (epoch ms), ``nudged:{rule}``
-- ``{p}:seen:{pseudonym}:{id}`` event-id de-duplication marker (expires)
+- ``{p}:seen:{pseudonym}:{day}`` set of the event ids applied for that day (expires)
 - ``{p}:offsets:{g}``          hash: partition → last applied offset of the signals topic
 - ``{p}:wm:{g}``               hash: ``{partition}:{source}:{raw partition}`` → max event
                                time (ms); a feed's watermark is the lowest over raw partitions

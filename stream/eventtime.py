@@ -15,7 +15,12 @@ def to_epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         msg = "naive datetime: event times must carry a timezone"
         raise ValueError(msg)
-    return (moment - _EPOCH) // _ONE_MS
+    # Whole seconds from the float timestamp are exact for any date after 1970 (its error is
+    # far below a second); the milliseconds come from the integer microseconds.
+    seconds = int(moment.timestamp())
+    if seconds < 0:
+        return (moment - _EPOCH) // _ONE_MS
+    return seconds * 1000 + moment.microsecond // 1000
 
 
 def from_epoch_ms(ms: int) -> datetime:
