@@ -12,11 +12,15 @@ from agents.detect import Detector
 from agents.engagement import EngagementAgent
 from agents.ingest import RawIngest
 from agents.state import EngagementStore
-from schemas.rules import RuleSet
+from schemas.rules import RuleSet, RulesFileError, load_rules
 from sinks.notifier import register_notifier
 from stream.app import Context, Role, create_app
+from stream.errors import ConfigError
 from stream.publisher import ensure_topics
 from stream.runtime import Runtime
+from stream.stack import LocalStack
+
+PREFLIGHT_TIMEOUT_S = 15.0
 
 
 def _store(ctx: Context) -> EngagementStore:
@@ -53,13 +57,31 @@ def build(
     return app, ctx, services
 
 
+def preflight(runtime: Runtime) -> RuleSet:
+    """Check everything a process needs before it starts; stop with what to fix otherwise.
+
+    The rules file is validated first (no connection needed), then the broker and Redis must
+    answer within a few seconds, then every topic exists with the configured partitions (so
+    that the first producer does not auto-create one with the broker's default instead).
+    """
+    settings = runtime.settings
+    try:
+        rules = load_rules(settings.rules_file)
+    except RulesFileError as exc:
+        raise ConfigError(str(exc)) from None
+    services = LocalStack(
+        settings.state_dir, kafka_bootstrap=runtime.kafka_bootstrap, redis_url=runtime.redis_url
+    )
+    services.start(timeout=PREFLIGHT_TIMEOUT_S)  # both are given: this only checks them
+    ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions)
+    return rules
+
+
 def run(runtime: Runtime, role: Role) -> Any:
     """Run a worker or the notifier until it is stopped (SIGTERM/SIGINT)."""
     settings = runtime.settings
-    # Topics are created up front with the configured partition count, so that the first
-    # producer does not auto-create one with the broker's default instead.
-    ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions)
-    app, _, services = build(runtime, role)
+    rules = preflight(runtime)
+    app, _, services = build(runtime, role, rules)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     worker = faust.Worker(app, *services, loglevel=settings.log_level.lower(), quiet=True)
     return worker.execute_from_commandline()
