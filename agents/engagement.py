@@ -32,14 +32,9 @@ class EngagementAgent:
         self.store = store
         self.detector = detector
         self.metrics = ctx.metrics
-        self.signals_topic = ctx.topics.get("signals") or ctx.app.topic(
-            names.signals, partitions=settings.partitions
-        )
+        self.signals_topic = ctx.app.topic(names.signals, partitions=settings.partitions)
         self.nudges_topic = ctx.app.topic(names.nudges, partitions=settings.partitions)
-        self.dead_topic = ctx.topics.get("deadletter") or ctx.app.topic(
-            names.deadletter, partitions=settings.partitions
-        )
-        ctx.topics.update(nudges=self.nudges_topic)
+        self.dead_topic = ctx.app.topic(names.deadletter, partitions=settings.partitions)
 
     async def set_aside(
         self,

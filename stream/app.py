@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import faust
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 @dataclass
 class Context:
-    """What the agents share: settings, rules, metrics, topics and (lazily) Redis."""
+    """What the agents share: settings, rules, metrics and (lazily) Redis."""
 
     settings: Settings
     kafka_bootstrap: str
@@ -34,7 +34,6 @@ class Context:
     rules: RuleSet
     metrics: Metrics
     app: Any = None
-    topics: dict[str, Any] = field(default_factory=dict)
     _redis: aioredis.Redis | None = None
 
     @property

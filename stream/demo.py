@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from pydantic import SecretStr
 
 from schemas.preferences import Preferences
 from stream.processes import Child, ProcessError, free_port, scrape, total
@@ -29,9 +30,10 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _opt_out_some(sim: Simulation, client: redis.Redis, prefix: str, key: str) -> set[str]:
+def _opt_out_some(
+    sim: Simulation, client: redis.Redis, prefix: str, pseudonymise: Pseudonymiser
+) -> set[str]:
     """Opt a deterministic share of students out of all automated prompts."""
-    pseudonymise = Pseudonymiser(load_settings(pseudonym_key=key).pseudonym_key)
     chosen = sorted(sim.truth.students)[:: int(1 / OPT_OUT_SHARE)]
     prefs = Preferences(opt_out_all=True, updated_at=datetime.now(UTC), source="demo")
     for student_id in chosen:
@@ -93,12 +95,11 @@ def _report(
     n: dict[str, float],
     client: redis.Redis,
     prefix: str,
-    key: str,
+    pseudonymise: Pseudonymiser,
     opted_out: set[str],
     received: Path,
     elapsed: float,
 ) -> None:
-    pseudonymise = Pseudonymiser(load_settings(pseudonym_key=key).pseudonym_key)
     _say("\n=== engagement-stream demo report ===")
     _say(
         f"cohort: {len(sim.truth.students)} students, {sim.config.weeks} weeks from "
@@ -188,7 +189,8 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
             _say("simulating the cohort ...")
             sim = simulate(SimConfig(students=students, weeks=weeks, seed=seed))
             sim.truth.write(workdir / "ground-truth.json")
-            opted_out = _opt_out_some(sim, client, prefix, key)
+            pseudonymise = Pseudonymiser(SecretStr(key))
+            opted_out = _opt_out_some(sim, client, prefix, pseudonymise)
             receiver.wait_http(receiver_port)
             worker.wait_http(worker_port)
             notifier.wait_http(notifier_port)
@@ -205,7 +207,17 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
                 sum(sim.truth.totals.values()),
                 len(sim.malformed),
             )
-            _report(sim, w, n, client, prefix, key, opted_out, received, time.monotonic() - t0)
+            _report(
+                sim,
+                w,
+                n,
+                client,
+                prefix,
+                pseudonymise,
+                opted_out,
+                received,
+                time.monotonic() - t0,
+            )
         finally:
             client.close()
             for child in (notifier, worker, receiver):

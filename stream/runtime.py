@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from stream.errors import ConfigError
 from stream.settings import ENV, Settings, load_settings
+from stream.stack import load_endpoints
 
 DEV_KEY_FILE = "pseudonym.key"
 
@@ -37,18 +37,6 @@ def dev_key(state_dir: Path, *, create: bool) -> str | None:
     return key
 
 
-def _recorded_endpoints(state_dir: Path) -> tuple[str | None, str | None]:
-    path = state_dir / "stack.json"
-    if not path.exists():
-        return None, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None, None
-    endpoints = data.get("endpoints", {})
-    return endpoints.get("kafka_bootstrap"), endpoints.get("redis_url")
-
-
 def load_runtime(**overrides: object) -> Runtime:
     """Settings and addresses for a worker, the notifier or a CLI command, or stop with a fix."""
     state_dir = Path(os.environ.get(ENV["state_dir"], ".engagement"))
@@ -59,9 +47,10 @@ def load_runtime(**overrides: object) -> Runtime:
     settings = load_settings(**overrides)
     kafka, redis_url = settings.kafka_bootstrap_servers, settings.redis_url
     if kafka is None or redis_url is None:
-        recorded_kafka, recorded_redis = _recorded_endpoints(settings.state_dir)
-        kafka = kafka or recorded_kafka
-        redis_url = redis_url or recorded_redis
+        recorded = load_endpoints(settings.state_dir)  # only while its processes are alive
+        if recorded is not None:
+            kafka = kafka or recorded.kafka_bootstrap
+            redis_url = redis_url or recorded.redis_url
     if kafka is None or redis_url is None:
         msg = (
             "No broker or Redis to use: set KAFKA_BOOTSTRAP_SERVERS and REDIS_URL, or start "
