@@ -26,7 +26,7 @@ from schemas.common import (
 )
 from schemas.deadletter import DeadLetter
 from schemas.events import MODEL_BY_SOURCE, AttendanceMark, CardSwipe, VleActivity
-from stream.eventtime import local_day_of_ms, to_epoch_ms
+from stream.eventtime import to_epoch_ms
 from stream.pseudonym import Pseudonymiser
 
 _EXCERPT_CHARS = 512
@@ -104,6 +104,7 @@ class Ingestor:
         max_message_bytes: int,
         max_event_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_skew_s: int = 300,
     ) -> None:
         self.source = source
         self._model = MODEL_BY_SOURCE[source]
@@ -115,17 +116,19 @@ class Ingestor:
         self._max_message = max_message_bytes
         self._max_event = max_event_bytes
         self._clock = clock
-        self._days: dict[int, int] = {}
+        self._max_skew_ms = max_skew_s * 1000
+        self._days: dict[int, tuple[int, int]] = {}
 
-    def _day(self, ms: int) -> int:
-        """Local day of an instant, cached per quarter hour (every UTC offset is a multiple)."""
+    def _day(self, ms: int) -> tuple[int, int]:
+        """Local day and hour of an instant, cached per quarter hour (UTC offsets are multiples)."""
         quarter = ms // 900_000
-        day = self._days.get(quarter)
-        if day is None:
+        found = self._days.get(quarter)
+        if found is None:
             if len(self._days) > 100_000:
                 self._days.clear()
-            day = self._days[quarter] = local_day_of_ms(quarter * 900_000, self._zone)
-        return day
+            local = datetime.fromtimestamp(quarter * 900, self._zone)
+            found = self._days[quarter] = (local.date().toordinal(), local.hour)
+        return found
 
     def decode(self, raw: bytes | None, origin: Origin) -> IngestResult:
         """Decode one message: a single event object or an envelope of events."""
@@ -254,6 +257,16 @@ class Ingestor:
         pseudonym = self._pseudonymise(valid.student_id)
         kind, context = self._kind_and_context(valid)
         occurred_ms = to_epoch_ms(valid.occurred_at)
+        ahead_ms = occurred_ms - to_epoch_ms(self._clock())
+        if ahead_ms > self._max_skew_ms:
+            detail = (
+                f"occurred_at is {ahead_ms / 60_000:.0f} minutes in the future, more than the "
+                f"{self._max_skew_ms // 60_000}-minute clock skew allowed "
+                "(ENGAGEMENT_MAX_CLOCK_SKEW_S): check the source's clock or time zone"
+            )
+            self._refuse(result, origin, Reason.FUTURE_DATED, detail, valid.model_dump(mode="json"))
+            return
+        day, hour = self._day(occurred_ms)
         result.identities[pseudonym] = valid.student_id
         result.signals.append(
             {
@@ -262,7 +275,8 @@ class Ingestor:
                 "pseudonym": pseudonym,
                 "source": self.source.value,
                 "occurred_at_ms": occurred_ms,
-                "day": self._day(occurred_ms),
+                "day": day,
+                "hour": hour,
                 "kind": kind,
                 "context": context,
                 "published_at_ms": origin.published_at_ms,

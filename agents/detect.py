@@ -1,119 +1,191 @@
-"""Detection after each state batch: attendance rules on updated students, absence sweeps.
+"""Detection: source health and rule decisions for every day the watermark has closed.
 
-Nudges are sent before the detector forgets what it evaluated (``Detection.commit``), so a
-crash in between re-evaluates and re-sends the same nudge ids, which the notifier delivers once.
+A day is *closed* once every signals partition's watermark has passed its end by the grace
+period: no event of that day can still be counted (a later one is dead-lettered as too late),
+so a decision taken then is final, and a live run and a replay of the same events take the
+same decisions. Each closed day is first checked for data gaps, then every student on the
+partition is evaluated for it, in day order.
+
+Nudges and gap events are sent before the detector records what it decided
+(``Detection.commit``), so a crash in between decides again and re-sends the same ids, which
+the notifier delivers once.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from agents.rules import attendance_breaches, attendance_nudge, vle_absence_nudge
-from agents.state import ApplyResult, EngagementStore
+from agents.health import HealthConfig, covers, find_gaps
+from agents.reference import Enrolment, ReferenceStore
+from agents.rules import Student, evaluate_day
+from agents.score import DayFacts
+from agents.state import EngagementStore, StoredStudent
+from schemas.health import SourceGap
 from schemas.nudges import Nudge
-from schemas.rules import AttendanceRateRule, RuleSet, VleAbsenceRule
-from stream.eventtime import MS_PER_DAY
+from schemas.rules import RuleSet
+from stream.eventtime import local_day_of_ms
+
+HEALTH_SOURCES = ("swipe", "attendance", "vle")
 
 
 @dataclass
 class Detection:
-    """Nudges found in one batch, and the bookkeeping to do once they are safely sent."""
+    """Gaps and nudges found in one pass, and the bookkeeping to do once they are sent."""
 
     nudges: list[Nudge] = field(default_factory=list)
+    gaps: list[SourceGap] = field(default_factory=list)
+    closed_day: int | None = None
     _after_send: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def commit(self) -> None:
-        """Forget what was evaluated; call only after every nudge was acknowledged."""
+        """Record what was decided; call only after every output was acknowledged."""
         for step in self._after_send:
             await step()
 
 
 class Detector:
-    """Evaluates the rule set against the state after each batch."""
+    """Finds the days the watermark closed and decides them."""
 
     def __init__(
-        self, store: EngagementStore, rules: RuleSet, zone: ZoneInfo, *, grace_ms: int = 0
+        self,
+        store: EngagementStore,
+        reference: ReferenceStore,
+        rules: RuleSet,
+        zone: ZoneInfo,
+        *,
+        grace_ms: int,
+        partitions: int,
+        health: HealthConfig | None = None,
     ) -> None:
         self.store = store
-        self.grace_ms = grace_ms
+        self.reference = reference
+        self.rules = rules
         self.zone = zone
-        absence = rules.of_kind(VleAbsenceRule)
-        self.absence: VleAbsenceRule | None = absence[0] if absence else None
-        self.attendance: list[AttendanceRateRule] = rules.of_kind(AttendanceRateRule)
+        self.grace_ms = grace_ms
+        self.partitions = partitions
+        self.health = health or HealthConfig()
+        self.rule_ids = [rule.id for rule in rules.active]
+        # pseudonym -> (last day read, day -> facts) for closed days, which never change
+        self._facts: dict[str, tuple[int, dict[int, DayFacts]]] = {}
 
-    @property
-    def absence_ms(self) -> int:
-        """The VLE absence threshold the state script reports gaps against."""
-        days = self.absence.days if self.absence else 36_500
-        return days * MS_PER_DAY
+    async def closed_day(self) -> int | None:
+        """The last day every partition's watermark has passed by the grace period."""
+        watermarks = await self.store.watermarks()
+        if len(watermarks) < self.partitions:
+            return None  # a partition has not been heard from yet: its events may be pending
+        clock = min(watermarks.values()) - self.grace_ms
+        return local_day_of_ms(clock, self.zone) - 1
 
-    async def evaluate(self, result: ApplyResult, partitions: Iterable[int]) -> Detection:
-        """Find the nudges that the batch just applied makes due."""
+    async def evaluate(self, partitions: Iterable[int]) -> Detection:
+        """Check health and decide every newly closed day for the given partitions."""
         detection = Detection()
+        closed = await self.closed_day()
+        first = await self.store.first_day()
+        if closed is None or first is None or closed < first:
+            return detection
+        detection.closed_day = closed
+        await self._health(first, closed, detection)
         for partition in sorted(set(partitions)):
-            await self._attendance(partition, detection)
-        if self.absence is not None:
-            await self._absence(self.absence, result, detection)
-        now_ms = int(time.time() * 1000)
-        detection.nudges = [
-            n.model_copy(update={"emitted_at_ms": now_ms}) for n in detection.nudges
-        ]
+            await self._decide(partition, first, closed, detection)
         return detection
 
-    async def _attendance(self, partition: int, detection: Detection) -> None:
-        pending = await self.store.pending_attendance(partition)
-        if not pending:
+    async def _health(self, first: int, closed: int, detection: Detection) -> None:
+        done = await self.store.health_done()
+        start = first if done is None else done + 1
+        if start > closed:
             return
-        for rule in self.attendance:
-            history = await self.store.attendance_history(pending, rule.window_days, rule.id)
-            last_days: dict[str, int] = {}
-            for item in pending:
-                days, last_nudged = history[item.pseudonym]
-                breaches = attendance_breaches(
-                    rule, days, item.first_day, item.last_day, last_nudged
-                )
-                for window in breaches:
-                    nudge = attendance_nudge(rule, item.pseudonym, window, self.zone)
-                    detection.nudges.append(
-                        nudge.model_copy(update={"published_at_ms": item.published_at_ms})
-                    )
-                    last_days[item.pseudonym] = window.end_day
+        span = self.health.pattern_days
+        activity: dict[str, dict[int, dict[tuple[str, int], int]]] = {}
+        for source in HEALTH_SOURCES:
+            activity[source] = {}
+            for day in range(start - span, closed + 1):
+                activity[source][day] = await self.store.activity(source, day)
+        for day in range(start, closed + 1):
+            sessions = await self.reference.sessions(day)
+            gaps = find_gaps(day, activity, sessions, self.health)
+            await self.store.save_gaps(day, gaps)
+            detection.gaps.extend(gaps)
 
-            async def remember(rule_id: str = rule.id, days: dict[str, int] = last_days) -> None:
-                await self.store.mark_nudged(rule_id, days)
+        async def remember() -> None:
+            await self.store.set_health_done(closed)
 
-            detection._after_send.append(remember)
-        names = [item.pseudonym for item in pending]
+        detection._after_send.append(remember)
 
-        async def clear() -> None:
-            await self.store.clear_pending(partition, names)
+    async def _decide(self, partition: int, first: int, closed: int, detection: Detection) -> None:
+        decided = await self.store.decided(partition)
+        start = first if decided is None else decided + 1
+        if start > closed:
+            return
+        members = await self.store.members(partition)
+        low = start - self.rules.history_days
+        stored = await self._load(members, low, closed)
+        names = [s.pseudonym for s in stored]
+        enrolments = await self.reference.enrolments(names)
+        exemptions = await self.reference.exemptions(names)
+        gaps = await self.store.gaps(list(range(low, closed + 1)))
+        saved = []
+        for item in stored:
+            student = self._student(item, enrolments.get(item.pseudonym), gaps)
+            student.exemptions = exemptions.get(item.pseudonym, ())
+            student.known_from = low
+            begin = max(start, student.first_day)
+            if item.evaluated is not None:
+                begin = max(begin, item.evaluated + 1)
+            for day in range(begin, closed + 1):
+                detection.nudges.extend(evaluate_day(self.rules, student, day, self.zone))
+            saved.append((student.pseudonym, student.states, student.last_prompt, closed))
 
-        detection._after_send.append(clear)
+        async def remember() -> None:
+            await self.store.save_students(saved)
+            await self.store.set_decided(partition, closed)
 
-    async def _absence(
-        self, rule: VleAbsenceRule, result: ApplyResult, detection: Detection
-    ) -> None:
-        for gap in result.gaps:
-            detection.nudges.append(
-                vle_absence_nudge(rule, gap.pseudonym, gap.last_seen_ms, self.zone)
-            )
-        # The watermark already waits for raw partitions that trail by less than the grace
-        # period, so an absence is judged only on time every live part of the feed has reached.
-        threshold = rule.days * MS_PER_DAY
-        for (partition, source), watermark in sorted(result.watermarks.items()):
-            if source != "vle":
-                continue  # VLE absence is judged against the VLE feed's own progress
-            due = await self.store.due_vle(partition, watermark - threshold)
-            if not due:
-                continue
-            for pseudonym, since_ms in due:
-                detection.nudges.append(vle_absence_nudge(rule, pseudonym, since_ms, self.zone))
-            names = [pseudonym for pseudonym, _ in due]
+        detection._after_send.append(remember)
 
-            async def clear(partition: int = partition, names: list[str] = names) -> None:
-                await self.store.clear_due(partition, names)
+    async def _load(self, members: list[str], low: int, closed: int) -> list[StoredStudent]:
+        """Students with facts for [low, closed], reading only days not already cached.
 
-            detection._after_send.append(clear)
+        A closed day's facts never change again (a later event for it is too late), so each
+        worker keeps the days it has read and asks Redis only for the days since.
+        """
+        by_start: dict[int, list[str]] = {}
+        for who in members:
+            cached = self._facts.get(who)
+            begin = low if cached is None or cached[0] < low - 1 else cached[0] + 1
+            by_start.setdefault(begin, []).append(who)
+        loaded: dict[str, StoredStudent] = {}
+        for begin, names in by_start.items():
+            for item in await self.store.load_students(names, begin, closed, self.rule_ids):
+                cached = self._facts.get(item.pseudonym)
+                facts = dict(cached[1]) if cached is not None and begin > low else {}
+                facts.update(item.facts)
+                for day in [d for d in facts if d < low]:
+                    del facts[day]
+                self._facts[item.pseudonym] = (closed, facts)
+                item.facts = facts
+                loaded[item.pseudonym] = item
+        return [loaded[who] for who in members if who in loaded]
+
+    def _student(
+        self,
+        item: StoredStudent,
+        enrolment: Enrolment | None,
+        gaps: dict[int, list[SourceGap]],
+    ) -> Student:
+        covered: dict[int, dict[str, str]] = {}
+        for day, found in gaps.items():
+            for gap in found:
+                if covers(gap, enrolment):
+                    note = f"{gap.day:%a %d %b %Y}: {gap.detail}"
+                    for source in gap.affects:
+                        covered.setdefault(day, {}).setdefault(source, note)
+        return Student(
+            pseudonym=item.pseudonym,
+            first_day=local_day_of_ms(item.first_ms, self.zone),
+            facts=item.facts,
+            sponsored_visa=enrolment.sponsored_visa if enrolment else False,
+            gaps=covered,
+            states=item.states,
+            last_prompt=item.last_prompt,
+        )

@@ -1,11 +1,11 @@
-"""The engagement agent: apply signal batches to per-student state, then detect and nudge."""
+"""The engagement agent: apply signal batches to per-student state, then decide closed days."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -15,7 +15,7 @@ from agents.state import ApplyResult, EngagementStore
 from schemas.common import Reason
 from schemas.deadletter import DeadLetter
 from stream.app import Context
-from stream.eventtime import from_epoch_ms
+from stream.eventtime import day_start_ms, from_epoch_ms
 
 log = logging.getLogger("engagement.state")
 
@@ -23,7 +23,7 @@ _SIGNAL_HEADER = b'{"schema_version":1,'
 
 
 class EngagementAgent:
-    """Applies each batch of signals, then emits the nudges it makes due."""
+    """Applies each batch of signals, then decides the days it closed."""
 
     def __init__(self, ctx: Context, store: EngagementStore, detector: Detector) -> None:
         settings = ctx.settings
@@ -35,6 +35,10 @@ class EngagementAgent:
         self.signals_topic = ctx.app.topic(names.signals, partitions=settings.partitions)
         self.nudges_topic = ctx.app.topic(names.nudges, partitions=settings.partitions)
         self.dead_topic = ctx.app.topic(names.deadletter, partitions=settings.partitions)
+        self.health_topic = ctx.app.topic(names.health, partitions=settings.partitions)
+        self.zone = settings.zone
+        # The batch handler and the idle sweep never decide at the same time.
+        self._lock = asyncio.Lock()
 
     async def set_aside(
         self,
@@ -59,9 +63,7 @@ class EngagementAgent:
 
     async def _apply(self, messages: list[tuple[int, int, bytes]]) -> ApplyResult:
         async def step() -> ApplyResult:
-            return await self.store.apply(
-                messages, self.detector.absence_ms, self.detector.grace_ms
-            )
+            return await self.store.apply(messages, self.detector.grace_ms)
 
         return await self.ctx.until_redis_answers("state", step)
 
@@ -91,20 +93,19 @@ class EngagementAgent:
             total.applied += one.applied
             total.duplicates += one.duplicates
             total.skipped_messages += one.skipped_messages
-            total.gaps.extend(one.gaps)
             total.watermarks.update(one.watermarks)
             total.late.extend(one.late)
         return total
 
     async def handle(self, events: Sequence[Any]) -> None:
-        """Apply, detect, send nudges, and only then forget what was evaluated."""
+        """Apply the batch, then decide any day it closed."""
         started = time.perf_counter()
         result = await self.apply(events)
         grace_h = self.detector.grace_ms / 3_600_000
         for late in result.late:
             detail = (
                 f"the event is {late.late_ms / 3_600_000:.1f} h older than the latest event of "
-                f"its feed; events more than {grace_h:g} h late are not counted "
+                f"its partition; events more than {grace_h:g} h late are not counted "
                 "(ENGAGEMENT_LATE_GRACE_HOURS)"
             )
             await self.set_aside(late, detail, Reason.TOO_LATE, late.event_id)
@@ -113,30 +114,56 @@ class EngagementAgent:
         self.metrics.signals_applied.inc(result.applied)
         self.metrics.redelivered_messages.inc(result.skipped_messages)
         partitions = {event.message.partition for event in events}
-
-        async def evaluate() -> Detection:
-            return await self.detector.evaluate(result, partitions)
-
-        detection = await self.ctx.until_redis_answers("detect", evaluate)
-        pending = []
-        now = time.time()
-        for nudge in detection.nudges:
-            pending.append(
-                await self.nudges_topic.send(
-                    key=nudge.pseudonym.encode(),
-                    value=nudge.model_dump_json().encode(),
-                    force=True,
-                )
-            )
-            self.metrics.nudges.labels(nudge.rule_id, nudge.tier.value).inc()
-            if nudge.published_at_ms:
-                self.metrics.publish_to_nudge_seconds.observe(now - nudge.published_at_ms / 1000)
-        await asyncio.gather(*pending)
-        await self.ctx.until_redis_answers("detect", detection.commit)
-        stamp = getattr(events[0].message, "timestamp", None) if events else None
-        if stamp:
-            self.metrics.publish_to_state_seconds.observe(max(0.0, now - stamp))
+        # Record timestamps are the publish times (seconds) of the signal messages.
+        stamps = sorted(float(getattr(e.message, "timestamp", 0) or 0) for e in events)
+        await self.decide(partitions, stamps[-1] if stamps and stamps[-1] else None)
+        if stamps and stamps[0]:
+            self.metrics.publish_to_state_seconds.observe(max(0.0, time.time() - stamps[0]))
         self.metrics.batch_seconds.labels("state").observe(time.perf_counter() - started)
+
+    async def decide(self, partitions: Iterable[int], published_s: float | None = None) -> None:
+        """Decide newly closed days; send gaps and nudges; only then record the decisions."""
+        async with self._lock:
+
+            async def evaluate() -> Detection:
+                return await self.detector.evaluate(partitions)
+
+            detection = await self.ctx.until_redis_answers("detect", evaluate)
+            if detection.closed_day is not None:
+                self.metrics.closed_day.set(
+                    day_start_ms(detection.closed_day + 1, self.zone) / 1000
+                )
+            pending = []
+            for gap in detection.gaps:
+                pending.append(
+                    await self.health_topic.send(
+                        key=gap.gap_id.encode(), value=gap.model_dump_json().encode(), force=True
+                    )
+                )
+                self.metrics.source_gaps.labels(gap.source, gap.reason).inc()
+                log.warning("data gap %s: %s", gap.gap_id, gap.detail)
+            now = time.time()
+            for nudge in detection.nudges:
+                pending.append(
+                    await self.nudges_topic.send(
+                        key=nudge.pseudonym.encode(),
+                        value=nudge.model_dump_json().encode(),
+                        force=True,
+                    )
+                )
+                self.metrics.nudges.labels(nudge.rule_id, nudge.tier.value).inc()
+                if published_s:
+                    self.metrics.publish_to_nudge_seconds.observe(max(0.0, now - published_s))
+            await asyncio.gather(*pending)
+            await self.ctx.until_redis_answers("detect", detection.commit)
+
+    async def sweep(self) -> None:
+        """Decide closed days on this worker's partitions when no batch arrived to do it."""
+        topic = self.ctx.settings.topics.signals
+        assigned = self.ctx.app.assignment.assigned_actives()
+        partitions = {tp.partition for tp in assigned if tp.topic == topic}
+        if partitions:
+            await self.decide(partitions)
 
     async def run(self, stream: Any) -> None:
         """The agent body: batches of signal messages, in partition order."""
@@ -151,3 +178,11 @@ class EngagementAgent:
             await self.run(stream)
 
         self.ctx.app.agent(self.signals_topic, name="engagement", concurrency=1)(engagement)
+
+        async def sweep() -> None:
+            try:
+                await self.sweep()
+            except Exception:  # the timer must outlive any one failure; it runs again soon
+                log.exception("sweep for closed days failed; retrying at the next interval")
+
+        self.ctx.app.timer(self.ctx.settings.sweep_interval_s, name="engagement-sweep")(sweep)

@@ -45,14 +45,52 @@ def signal_partition(pseudonym: str, partitions: int) -> int:
     return int(pseudonym[2:10], 16) % partitions
 
 
-def pack_signals(signals: Sequence[dict[str, Any]]) -> list[bytes]:
-    """Encode signals as SignalBatch messages of at most SIGNALS_PER_MESSAGE each."""
+def pack_signals(signals: Sequence[dict[str, Any]], watermark_ms: int | None = None) -> list[bytes]:
+    """Encode signals as SignalBatch messages of at most SIGNALS_PER_MESSAGE each.
+
+    Every message carries the ingest's watermark; with no signals it is a single watermark
+    tick, which moves on a partition whose students are all silent.
+    """
+    if not signals:
+        tick = {"schema_version": SCHEMA_VERSION, "signals": [], "watermark_ms": watermark_ms}
+        return [json.dumps(tick, separators=(",", ":")).encode()]
     out = []
     for start in range(0, len(signals), SIGNALS_PER_MESSAGE):
         chunk = signals[start : start + SIGNALS_PER_MESSAGE]
-        batch = {"schema_version": SCHEMA_VERSION, "signals": chunk}
+        batch = {"schema_version": SCHEMA_VERSION, "signals": chunk, "watermark_ms": watermark_ms}
         out.append(json.dumps(batch, separators=(",", ":")).encode())
     return out
+
+
+class SignalRouter:
+    """Groups signals into messages per signals partition, stamped with the ingest watermark.
+
+    The watermark is the highest event time seen so far. A partition that got no signals in
+    a round still gets a tick when the watermark moved, so its days close even when all its
+    students are silent (which is when absence rules matter most). Replay uses the same router.
+    """
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.watermark_ms = 0
+        self._told: dict[int, int] = {}
+
+    def route(self, signals: Sequence[dict[str, Any]]) -> list[tuple[int, bytes]]:
+        """(partition, SignalBatch message) pairs for one round of signals."""
+        by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for signal in signals:
+            by_partition[signal_partition(signal["pseudonym"], self.partitions)].append(signal)
+            if signal["occurred_at_ms"] > self.watermark_ms:
+                self.watermark_ms = signal["occurred_at_ms"]
+        out = []
+        for partition in range(self.partitions):
+            chunk = by_partition.get(partition, [])
+            if not chunk and self._told.get(partition, -1) >= self.watermark_ms:
+                continue
+            self._told[partition] = self.watermark_ms
+            for payload in pack_signals(chunk, self.watermark_ms or None):
+                out.append((partition, payload))
+        return out
 
 
 def _crashed(origin: Origin, exc: Exception, now: Any) -> IngestResult:
@@ -92,11 +130,13 @@ class RawIngest(Service):
                 settings.zone,
                 max_message_bytes=settings.max_message_bytes,
                 max_event_bytes=settings.max_event_bytes,
+                max_skew_s=settings.max_clock_skew_s,
             )
             for source in Source
         }
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.router = SignalRouter(settings.partitions)
         # Reading raw topics waits until the worker's Faust agents have their partitions, so
         # a starting worker does not build a backlog of signals that nobody applies yet.
         self.downstream_ready = asyncio.Event()
@@ -194,18 +234,18 @@ class RawIngest(Service):
 
         await self.ctx.until_redis_answers("ingest", remember)
         topics = self.ctx.settings.topics
-        by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for signal in result.signals:
-            by_partition[signal_partition(signal["pseudonym"], self.partitions)].append(signal)
         pending = []
-        for partition, signals in by_partition.items():
-            for payload in pack_signals(signals):
-                pending.append(
-                    await self.producer.send(
-                        topics.signals, payload, key=str(partition).encode(), partition=partition
-                    )
+        for partition, payload in self.router.route(result.signals):
+            pending.append(
+                await self.producer.send(
+                    topics.signals, payload, key=str(partition).encode(), partition=partition
                 )
-            self.metrics.signals_emitted.labels(signals[0]["source"]).inc(len(signals))
+            )
+        emitted: dict[str, int] = defaultdict(int)
+        for signal in result.signals:
+            emitted[signal["source"]] += 1
+        for source, count in emitted.items():
+            self.metrics.signals_emitted.labels(source).inc(count)
         for letter in result.dead:
             pending.append(
                 await self.producer.send(topics.deadletter, letter.model_dump_json().encode())

@@ -1,19 +1,27 @@
-"""Rule arithmetic and nudge construction: pure functions, unit-tested without a broker."""
+"""The engagement model's decisions: one student, one closed day, every rule. Pure functions.
+
+``evaluate_day`` is the step function both the live detector and ``engagement replay`` call,
+day by day in order, with the same inputs, so both make exactly the same decisions. A rule
+decides at most once per *episode* (a run of consecutive days on which its condition holds)
+and not again within its cooldown. A window that touches a data gap on one of the rule's
+sources never produces a nudge; an exemption that overlaps the window turns the nudge into a
+suppressed record that says why.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from schemas.nudges import Explanation, Nudge
-from schemas.rules import AttendanceRateRule, VleAbsenceRule
-from stream.eventtime import MS_PER_DAY, from_epoch_ms, local_day_of_ms
+from agents.score import NO_FACTS, DayFacts, band, daily_score, score_inputs
+from schemas.nudges import Explanation, Nudge, Tier
+from schemas.rules import Kind, Mode, Rule, RuleSet, ScoreModel
 
-ATTENDANCE_STATUSES = ("present", "late", "absent", "excused")
+LOOKBACK_DAYS = 120
 
 
 def nudge_id(rule_id: str, rule_version: int, pseudonym: str, start: date, end: date) -> str:
@@ -22,161 +30,397 @@ def nudge_id(rule_id: str, rule_version: int, pseudonym: str, start: date, end: 
     return "n_" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def pretty(day: int) -> str:
+    """A day ordinal as a student reads it: Monday 5 October 2026."""
+    d = date.fromordinal(day)
+    return f"{d:%A} {d.day} {d:%B %Y}"
+
+
+@dataclass
+class RuleState:
+    """Per student and rule: the current episode and the last decision."""
+
+    last_fired: int | None = None
+    streak_start: int | None = None
+    last_true: int | None = None
+    gap_reported: int | None = None
+
+    def encode(self) -> str:
+        """Compact text form for the state hash."""
+        parts = (self.last_fired, self.streak_start, self.last_true, self.gap_reported)
+        return ",".join("" if v is None else str(v) for v in parts)
+
+    @classmethod
+    def decode(cls, text: str) -> RuleState:
+        """Inverse of :meth:`encode`."""
+        values = [int(v) if v else None for v in text.split(",")]
+        return cls(*values[:4])
+
+
 @dataclass(frozen=True)
-class AttendanceDay:
-    """Marks on one day."""
+class Period:
+    """An exemption (placement, authorised absence, ...) over whole days; ``end`` None: open."""
 
-    present: int = 0
-    late: int = 0
-    absent: int = 0
-    excused: int = 0
+    kind: str
+    start: int
+    end: int | None
 
-    @property
-    def expected(self) -> int:
-        """Sessions the student was expected at: excused absences do not count."""
-        return self.present + self.late + self.absent
+    def overlaps(self, first: int, last: int) -> bool:
+        """Whether any day in [first, last] is inside the period."""
+        return self.start <= last and (self.end is None or self.end >= first)
 
-    @property
-    def attended(self) -> int:
-        """Sessions attended, late or not."""
-        return self.present + self.late
+    def describe(self) -> str:
+        """In words."""
+        until = f" to {pretty(self.end)}" if self.end is not None else " onwards"
+        return f"{self.kind.replace('_', ' ')} from {pretty(self.start)}{until}"
 
 
 @dataclass(frozen=True)
-class AttendanceWindow:
-    """Attendance totals over the window ending on ``end_day``."""
+class Prompt:
+    """The last live prompt issued to a student (what escalation rules follow)."""
 
-    start_day: int
-    end_day: int
-    attended: int
-    expected: int
-    first_session_day: int | None = None
-
-    @property
-    def rate(self) -> float:
-        """Share of expected sessions attended (1.0 when none were expected)."""
-        return self.attended / self.expected if self.expected else 1.0
+    day: int
+    rule_id: str
+    score: float | None
 
 
-def attendance_window(
-    days: Mapping[int, AttendanceDay], end_day: int, length: int
-) -> AttendanceWindow:
-    """Sum the marks of the ``length`` days ending on ``end_day`` (inclusive)."""
-    start = end_day - length + 1
-    attended = expected = 0
-    first: int | None = None
-    for day in range(start, end_day + 1):
-        marks = days.get(day)
-        if marks is not None:
-            attended += marks.attended
-            expected += marks.expected
-            if first is None and marks.expected:
-                first = day
-    return AttendanceWindow(start, end_day, attended, expected, first)
+@dataclass
+class Student:
+    """Everything the rules may read about one student, and the rule state they update."""
+
+    pseudonym: str
+    first_day: int
+    facts: Mapping[int, DayFacts]
+    sponsored_visa: bool = False
+    exemptions: tuple[Period, ...] = ()
+    gaps: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
+    """Day → source → note, for data gaps that cover this student."""
+    states: dict[str, RuleState] = field(default_factory=dict)
+    last_prompt: Prompt | None = None
+    known_from: int | None = None
+    """The earliest day whose facts were loaded (None: every day since the first)."""
+    _scores: dict[int, float | None] = field(default_factory=dict)
+
+    def score(self, day: int, model: ScoreModel) -> float | None:
+        """The engagement score on a day (cached)."""
+        if day not in self._scores:
+            self._scores[day] = daily_score(self.facts, day, self.first_day, model)
+        return self._scores[day]
+
+    def day(self, day: int) -> DayFacts:
+        """Facts of one day."""
+        return self.facts.get(day, NO_FACTS)
 
 
-def attendance_breaches(
-    rule: AttendanceRateRule,
-    days: Mapping[int, AttendanceDay],
-    first_day: int,
-    last_day: int,
-    last_nudged_day: int | None,
-) -> list[AttendanceWindow]:
-    """Windows ending in [first_day, last_day] that breach the rule, honouring its cooldown.
+@dataclass(frozen=True)
+class Finding:
+    """A rule's condition holds: over which window, and the numbers behind it."""
 
-    Every end day is evaluated in order, so the outcome does not depend on how events were
-    batched: a live run and a replay of the same events give the same windows.
-    """
-    breaches: list[AttendanceWindow] = []
-    last = last_nudged_day
-    for end_day in range(first_day, last_day + 1):
-        if last is not None and end_day - last < rule.cooldown_days:
-            continue
-        window = attendance_window(days, end_day, rule.window_days)
-        if window.expected >= rule.min_sessions and window.rate < rule.threshold:
-            breaches.append(window)
-            last = end_day
-    return breaches
+    start: int
+    values: dict[str, str | int | float]
+    metrics: dict[str, float | int]
+    threshold: str
 
 
-def _pretty(day: date) -> str:
-    return f"{day:%A} {day.day} {day:%B %Y}"
+Finder = Callable[[Rule, Student, int, ScoreModel], Finding | None]
 
 
-def attendance_nudge(
-    rule: AttendanceRateRule, pseudonym: str, window: AttendanceWindow, zone: ZoneInfo
-) -> Nudge:
-    """The nudge for one breached attendance window, explained in words a student can read."""
-    start, end = date.fromordinal(window.start_day), date.fromordinal(window.end_day)
-    created = datetime.combine(end, datetime.max.time(), tzinfo=zone).replace(microsecond=0)
-    # Rounded down, so a rate just under the threshold never reads as equal to it.
-    percent = math.floor(window.rate * 100)
-    # The sentence starts at the first session in the window, not before term began.
-    since = date.fromordinal(window.first_session_day or window.start_day)
-    summary = (
-        f"Between {_pretty(since)} and {_pretty(end)} you attended {window.attended} of the "
-        f"{window.expected} timetabled sessions you were expected at ({percent}%). "
-        f"We get in touch when attendance over {rule.window_days} days falls below "
-        f"{round(rule.threshold * 100)}%, because it is often a sign that something is making "
-        "study harder, and support is available."
+def _quiet_since(
+    student: Student, day: int, start: int, sources: tuple[str, ...]
+) -> tuple[int, str]:
+    """Days since the last activity before ``start`` on ``sources``, and that day in words."""
+    horizon = max(student.first_day, student.known_from or student.first_day)
+    for d in range(start - 1, max(horizon, start - LOOKBACK_DAYS) - 1, -1):
+        facts = student.day(d)
+        if any(facts.active(s) for s in sources):
+            return day - d, pretty(d)
+    if horizon > student.first_day:
+        return day - horizon + 1, f"before {pretty(horizon)}"
+    return day - student.first_day + 1, f"before {pretty(student.first_day)}"
+
+
+def _inactivity(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+    start = day - rule.window_days + 1
+    if start < student.first_day:
+        return None
+    for d in range(start, day + 1):
+        facts = student.day(d)
+        if any(facts.active(s) for s in rule.sources):
+            return None
+    days, seen = _quiet_since(student, day, start, rule.sources)
+    names = {"vle": "online", "swipe": "on campus", "attendance": "at a timetabled session"}
+    return Finding(
+        start,
+        {"days": days, "last_active": seen, "sources": ", ".join(names[s] for s in rule.sources)},
+        {"days_without_activity": days},
+        f"no activity ({', '.join(rule.sources)}) for {rule.window_days} days",
     )
+
+
+def _attendance(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+    start = day - rule.window_days + 1
+    attended = expected = 0
+    first_session: int | None = None
+    for d in range(start, day + 1):
+        facts = student.day(d)
+        attended += facts.attended
+        expected += facts.expected
+        if first_session is None and facts.expected:
+            first_session = d
+    threshold = rule.threshold or 0.0
+    if expected < rule.min_sessions or attended / expected >= threshold:
+        return None
+    rate = attended / expected
+    percent = math.floor(rate * 100)  # rounded down: never reads as equal to the threshold
+    share = round(threshold * 100)
+    return Finding(
+        start,
+        {
+            "attended": attended,
+            "expected": expected,
+            "percent": percent,
+            "threshold_percent": share,
+            "since": pretty(first_session or start),
+        },
+        {
+            "sessions_attended": attended,
+            "sessions_expected": expected,
+            "attendance_rate": round(rate, 4),
+        },
+        f"attendance below {share}% of at least {rule.min_sessions} timetabled sessions over "
+        f"{rule.window_days} days",
+    )
+
+
+def _low_score(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+    start = day - rule.window_days + 1
+    threshold = rule.threshold or 0.0
+    for d in range(start, day + 1):
+        score = student.score(d, model)
+        if score is None or score > threshold:
+            return None
+    return Finding(
+        start,
+        {"days": rule.window_days},
+        {"days_at_or_below_threshold": rule.window_days},
+        f"engagement score at or below {threshold:g} every day for {rule.window_days} days",
+    )
+
+
+def _score_drop(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+    score = student.score(day, model)
+    if score is None:
+        return None
+    start = day - rule.window_days
+    scores = [s for d in range(start, day) if (s := student.score(d, model)) is not None]
+    if len(scores) * 2 < rule.window_days:
+        return None  # not enough history for a baseline of the student's own
+    baseline = round(sum(scores) / len(scores), 1)
+    drop = round(baseline - score, 1)
+    if drop < (rule.threshold or 0.0):
+        return None
+    return Finding(
+        start,
+        {"baseline": baseline, "drop": drop},
+        {"baseline_score": baseline, "score_drop": drop},
+        f"score {rule.threshold:g} or more points below the student's own average over the "
+        f"previous {rule.window_days} days",
+    )
+
+
+def _no_contact(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+    if rule.applies_to == "sponsored_visa" and not student.sponsored_visa:
+        return None
+    start = day - rule.window_days + 1
+    if start < student.first_day:
+        return None
+    for d in range(start, day + 1):
+        facts = student.day(d)
+        if any(facts.active(s) for s in rule.sources):
+            return None
+    days, seen = _quiet_since(student, day, start, rule.sources)
+    return Finding(
+        start,
+        {"days": days, "last_contact": seen},
+        {"days_without_contact": days},
+        f"no attended contact point for {rule.window_days} days",
+    )
+
+
+def _escalation(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+    prompt = student.last_prompt
+    if prompt is None or prompt.day != day - rule.window_days:
+        return None
+    if rule.after and prompt.rule_id not in rule.after:
+        return None
+    score = student.score(day, model)
+    if score is None or score >= (rule.threshold or 0.0):
+        return None
+    then = "not yet known" if prompt.score is None else f"{prompt.score:g}"
+    return Finding(
+        prompt.day,
+        {"prompt_day": pretty(prompt.day), "prompt_rule": prompt.rule_id, "score_then": then},
+        {"days_since_prompt": rule.window_days},
+        f"engagement score still below {rule.threshold:g} {rule.window_days} days after a prompt",
+    )
+
+
+FINDERS: dict[Kind, Finder] = {
+    Kind.INACTIVITY: _inactivity,
+    Kind.ATTENDANCE_RATE: _attendance,
+    Kind.LOW_SCORE: _low_score,
+    Kind.SCORE_DROP: _score_drop,
+    Kind.NO_CONTACT: _no_contact,
+    Kind.ESCALATION: _escalation,
+}
+
+
+def _gap_notes(rule: Rule, student: Student, start: int, day: int) -> list[str]:
+    notes = []
+    for d in range(start, day + 1):
+        for source, note in sorted(student.gaps.get(d, {}).items()):
+            if source in rule.sources:
+                notes.append(note)
+    return notes
+
+
+def _nudge(
+    rule: Rule,
+    student: Student,
+    day: int,
+    finding: Finding,
+    model: ScoreModel,
+    zone: ZoneInfo,
+    *,
+    suppressed: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> Nudge:
+    score = student.score(day, model)
+    inputs = score_inputs(student.facts, day, model.window_days)
+    values: dict[str, str | int | float] = {
+        "window_days": rule.window_days,
+        "since": pretty(finding.start),
+        "until": pretty(day),
+        "score": "not yet known" if score is None else f"{score:g}",
+        "band": "not yet known" if score is None else band(score),
+        "threshold": "" if rule.threshold is None else f"{rule.threshold:g}",
+        "rule": rule.id,
+        "description": rule.description,
+    }
+    values.update(finding.values)
+    start, end = date.fromordinal(finding.start), date.fromordinal(day)
+    created = datetime.combine(end, datetime.max.time(), tzinfo=zone).replace(microsecond=0)
     return Nudge(
-        nudge_id=nudge_id(rule.id, rule.version, pseudonym, start, end),
-        pseudonym=pseudonym,
+        nudge_id=nudge_id(rule.id, rule.version, student.pseudonym, start, end),
+        pseudonym=student.pseudonym,
         rule_id=rule.id,
         rule_version=rule.version,
         tier=rule.tier,
         channels=rule.channels,
+        route=rule.route,
+        mode="shadow" if rule.mode is Mode.SHADOW else "live",
+        suppressed=suppressed,  # type: ignore[arg-type]  # one of the Literal's values
         created_at=created,
         explanation=Explanation(
-            summary=summary,
-            metrics={
-                "sessions_attended": window.attended,
-                "sessions_expected": window.expected,
-                "attendance_rate": round(window.rate, 4),
-            },
-            threshold=(
-                f"attendance below {round(rule.threshold * 100)}% of at least "
-                f"{rule.min_sessions} timetabled sessions over {rule.window_days} days"
-            ),
+            summary=rule.message.format(**values),
+            metrics=finding.metrics,
+            threshold=finding.threshold,
             window_start=start,
             window_end=end,
-            sources=("attendance",),
+            sources=rule.sources,
+            score=score,
+            band=None if score is None else band(score),
+            score_inputs=inputs.as_dict(),
+            notes=notes,
         ),
     )
 
 
-def vle_absence_nudge(
-    rule: VleAbsenceRule, pseudonym: str, last_seen_ms: int, zone: ZoneInfo
-) -> Nudge:
-    """The nudge for a VLE absence that began at ``last_seen_ms``.
+def _decide(rule: Rule, student: Student, day: int, rules: RuleSet, zone: ZoneInfo) -> Nudge | None:
+    state = student.states.setdefault(rule.id, RuleState())
+    finding = FINDERS[rule.kind](rule, student, day, rules.score)
+    if finding is None:
+        state.streak_start = None
+        return None
+    if state.streak_start is None or state.last_true != day - 1:
+        state.streak_start = day
+    state.last_true = day
+    if state.last_fired is not None and (
+        state.last_fired >= state.streak_start or day - state.last_fired < rule.cooldown_days
+    ):
+        return None  # decided already in this episode, or cooling down
+    gaps = _gap_notes(rule, student, finding.start, day)
+    if gaps:
+        if state.gap_reported == state.streak_start:
+            return None
+        state.gap_reported = state.streak_start
+        gap_notes = ("Not sent: the data behind it has a gap. " + "; ".join(gaps),)
+        return _nudge(
+            rule, student, day, finding, rules.score, zone, suppressed="data_gap", notes=gap_notes
+        )
+    exempt = [p for p in student.exemptions if p.overlaps(finding.start, day)]
+    state.last_fired = day
+    if exempt:
+        notes = tuple(f"Exempt: {p.describe()}." for p in exempt)
+        return _nudge(
+            rule, student, day, finding, rules.score, zone, suppressed="exemption", notes=notes
+        )
+    if rule.tier is Tier.PROMPT and rule.mode is Mode.LIVE:
+        student.last_prompt = Prompt(day, rule.id, student.score(day, rules.score))
+    return _nudge(rule, student, day, finding, rules.score, zone)
 
-    The window runs from the day of the last VLE activity (or, for a student never seen on
-    the VLE, the first event of any kind) to the day the absence reached the threshold. The
-    id depends only on that, so the sweep and the gap check agree, and replays match.
+
+def evaluate_day(rules: RuleSet, student: Student, day: int, zone: ZoneInfo) -> list[Nudge]:
+    """Every active rule's decision about ``student`` on the closed ``day``.
+
+    Call once per day, in day order, from the student's first day; the rule state in
+    ``student.states`` and ``student.last_prompt`` carries over from one day to the next.
     """
-    deadline_ms = last_seen_ms + rule.days * MS_PER_DAY
-    start = date.fromordinal(local_day_of_ms(last_seen_ms, zone))
-    end = date.fromordinal(local_day_of_ms(deadline_ms, zone))
-    summary = (
-        f"We have not seen you in the online learning environment since {_pretty(start)}: "
-        f"that is {rule.days} days. Course materials, announcements and discussions are there, "
-        "and if something is getting in the way, your personal tutor and student support can help."
-    )
-    return Nudge(
-        nudge_id=nudge_id(rule.id, rule.version, pseudonym, start, end),
-        pseudonym=pseudonym,
-        rule_id=rule.id,
-        rule_version=rule.version,
-        tier=rule.tier,
-        channels=rule.channels,
-        created_at=from_epoch_ms(deadline_ms),
-        explanation=Explanation(
-            summary=summary,
-            metrics={"days_without_vle_activity": rule.days},
-            threshold=f"no VLE activity for {rule.days} days",
-            window_start=start,
-            window_end=end,
-            sources=("vle",),
-        ),
-    )
+    if day < student.first_day:
+        return []
+    nudges = []
+    for rule in rules.active:
+        nudge = _decide(rule, student, day, rules, zone)
+        if nudge is not None:
+            nudges.append(nudge)
+    return nudges
+
+
+_TIER_WORDS = {
+    Tier.PROMPT: "an automated prompt to the student",
+    Tier.INVITATION: "an invitation for a member of staff to get in touch",
+    Tier.REFERRAL: "a referral for staff review",
+}
+
+
+def describe(rules: RuleSet) -> str:
+    """The rule set in words, as ``engagement rules check`` prints it."""
+    score = rules.score
+    w, caps = score.weights, score.caps
+    lines = [
+        f"Engagement score: 0-5 over the last {score.window_days} days, from attendance "
+        f"(weight {w.attendance:g}), days on campus (weight {w.campus_days:g}, full marks at "
+        f"{caps.campus_days}), days active online (weight {w.vle_days:g}, full marks at "
+        f"{caps.vle_days}) and online actions (weight {w.vle_actions:g}, full marks at "
+        f"{caps.vle_actions}).",
+        "",
+    ]
+    for rule in rules.rules:
+        lines.append(f"{rule.id} (version {rule.version}, {rule.mode.value})")
+        lines.append(f"  {rule.description}")
+        who = rule.route.value.replace("_", " ")
+        action = _TIER_WORDS[rule.tier]
+        channels = f" by {', '.join(c.value for c in rule.channels)}" if rule.channels else ""
+        lines.append(f"  Leads to {action} ({who}{channels}).")
+        cooldown = f"at most once per episode, and not again within {rule.cooldown_days} days"
+        scope = " Sponsored-visa students only." if rule.applies_to == "sponsored_visa" else ""
+        lines.append(
+            f"  Reads {', '.join(rule.sources)} over {rule.window_days} days; fires {cooldown}."
+            + scope
+        )
+        if rule.mode is Mode.SHADOW:
+            lines.append("  Shadow: decisions are logged for review and never sent.")
+        elif rule.mode is Mode.OFF:
+            lines.append("  Off: not evaluated.")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

@@ -2,16 +2,18 @@
 
 Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals partition):
 
-- ``{p}:s:{pseudonym}``        hash: ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks
-                               as ``present,late,absent,excused``,
-                               ``first`` and ``ls:{source}`` (epoch ms), ``nudged:{rule}``
+- ``{p}:s:{pseudonym}``          hash: ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks
+                                 as ``present,late,absent,excused``, ``first`` and
+                                 ``ls:{source}`` (epoch ms), ``r:{rule}`` rule state,
+                                 ``prompt`` (the last live prompt), ``ev`` (last day evaluated)
 - ``{p}:seen:{pseudonym}:{day}`` set of the event ids applied for that day (expires)
-- ``{p}:offsets:{g}``          hash: partition → last applied offset of the signals topic
-- ``{p}:wm:{g}``               hash: ``{partition}:{source}:{raw partition}`` → max event
-                               time (ms); a feed's watermark is the lowest over raw partitions
-- ``{p}:due:vle:{n}``          sorted set: pseudonym scored by the start of its VLE absence
-- ``{p}:pending:att:{n}``      hash: pseudonym → ``first_day:last_day:published_ms`` to evaluate
-- ``{p}:id:{pseudonym}``       the student id, for re-identification at delivery only (expires)
+- ``{p}:members:{n}``            set of the students on a partition (whom the rules evaluate)
+- ``{p}:offsets:{g}``            hash: partition → last applied offset of the signals topic
+- ``{p}:wm:{g}``                 hash: partition → watermark (highest event time seen, ms)
+- ``{p}:firstday:{g}``           the earliest day with data (where health checks begin)
+- ``{p}:decided:{g}``            hash: partition → last day whose decisions were made
+- ``{p}:act:{source}:{day}``     hash: ``{location}|{hour}`` → events (source health)
+- ``{p}:id:{pseudonym}``         the student id, for re-identification at delivery only (expires)
 """
 
 from __future__ import annotations
@@ -24,24 +26,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agents.rules import AttendanceDay
+from agents.rules import Prompt, RuleState
+from agents.score import DayFacts
+from schemas.health import SourceGap
 
 _SCRIPT = resources.files("agents").joinpath("state.lua").read_text(encoding="utf-8")
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A VLE absence that ended (the student came back) before any nudge was sent for it."""
-
-    pseudonym: str
-    partition: int
-    last_seen_ms: int
-    returned_ms: int
+ACTIVITY_TTL_S = 35 * 86_400
 
 
 @dataclass(frozen=True)
 class Late:
-    """An event that arrived more than the grace period behind its feed, and was not counted."""
+    """An event that arrived more than the grace period behind its partition; not counted."""
 
     event_id: str
     source: str
@@ -57,23 +52,28 @@ class ApplyResult:
     applied: int = 0
     duplicates: int = 0
     skipped_messages: int = 0
-    gaps: list[Gap] = field(default_factory=list)
-    watermarks: dict[tuple[int, str], int] = field(default_factory=dict)
+    watermarks: dict[int, int] = field(default_factory=dict)
     late: list[Late] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Pending:
-    """A student whose attendance changed on days [first_day, last_day] and awaits evaluation."""
+@dataclass
+class StoredStudent:
+    """One student's facts over a span of days, and the rule state carried between days."""
 
     pseudonym: str
-    first_day: int
-    last_day: int
-    published_at_ms: int | None
+    first_ms: int
+    facts: dict[int, DayFacts]
+    states: dict[str, RuleState]
+    last_prompt: Prompt | None
+    evaluated: int | None
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None and value != b"" else None
 
 
 class EngagementStore:
@@ -101,7 +101,7 @@ class EngagementStore:
         return f"{self.prefix}:s:{pseudonym}"
 
     async def apply(
-        self, messages: Sequence[tuple[int, int, bytes]], absence_ms: int, grace_ms: int = 0
+        self, messages: Sequence[tuple[int, int, bytes]], grace_ms: int = 0
     ) -> ApplyResult:
         """Apply (partition, offset, SignalBatch JSON) messages atomically with their offsets."""
         if not messages:
@@ -111,88 +111,103 @@ class EngagementStore:
             self.group,
             self._dedup_ttl,
             self._state_ttl,
-            absence_ms,
+            ACTIVITY_TTL_S,
             grace_ms,
         ]
         for partition, offset, payload in messages:
             args.extend((partition, offset, payload))
-        applied, duplicates, skipped, gaps, wms, late = await self._script(args=args)
+        applied, duplicates, skipped, wms, late = await self._script(args=args)
         result = ApplyResult(int(applied), int(duplicates), int(skipped))
-        for i in range(0, len(gaps), 4):
-            result.gaps.append(
-                Gap(_text(gaps[i]), int(gaps[i + 1]), int(gaps[i + 2]), int(gaps[i + 3]))
-            )
         for i in range(0, len(late), 5):
             event_id, source = _text(late[i]), _text(late[i + 1])
             result.late.append(Late(event_id, source, *(int(v) for v in late[i + 2 : i + 5])))
-        for i in range(0, len(wms), 3):
-            result.watermarks[(int(wms[i]), _text(wms[i + 1]))] = int(wms[i + 2])
+        for i in range(0, len(wms), 2):
+            result.watermarks[int(wms[i])] = int(wms[i + 1])
         return result
 
-    async def pending_attendance(self, partition: int) -> list[Pending]:
-        """Students whose attendance changed and whose rules have not been evaluated since."""
-        raw = await self.redis.hgetall(f"{self.prefix}:pending:att:{partition}")
-        pending = []
-        for who, value in raw.items():
-            first, last, published = _text(value).split(":")
-            pending.append(
-                Pending(_text(who), int(first), int(last), int(published) if published else None)
-            )
-        return pending
+    async def watermarks(self) -> dict[int, int]:
+        """Every partition's watermark (ms)."""
+        raw = await self.redis.hgetall(f"{self.prefix}:wm:{self.group}")
+        return {int(k): int(v) for k, v in raw.items()}
 
-    async def clear_pending(self, partition: int, pseudonyms: Iterable[str]) -> None:
-        """Forget evaluated students (after their nudges were acknowledged by the broker)."""
-        names = list(pseudonyms)
-        if names:
-            await self.redis.hdel(f"{self.prefix}:pending:att:{partition}", *names)
+    async def first_day(self) -> int | None:
+        """The earliest day any applied signal belongs to."""
+        return _int(await self.redis.get(f"{self.prefix}:firstday:{self.group}"))
 
-    async def attendance_history(
-        self, pending: Sequence[Pending], window_days: int, rule_id: str
-    ) -> dict[str, tuple[dict[int, AttendanceDay], int | None]]:
-        """Per student: day → marks over the days a window may need, and the last nudged day."""
-        fields_by_student: dict[str, list[str]] = {}
+    async def decided(self, partition: int) -> int | None:
+        """The last day whose decisions were made on a partition."""
+        return _int(await self.redis.hget(f"{self.prefix}:decided:{self.group}", str(partition)))
+
+    async def set_decided(self, partition: int, day: int) -> None:
+        """Record that decisions up to ``day`` were made (after their nudges were sent)."""
+        await self.redis.hset(f"{self.prefix}:decided:{self.group}", str(partition), day)
+
+    async def members(self, partition: int) -> list[str]:
+        """Students on a partition, sorted (so evaluation order never depends on Redis)."""
+        raw = await self.redis.smembers(f"{self.prefix}:members:{partition}")
+        return sorted(_text(who) for who in raw)
+
+    async def activity(self, source: str, day: int) -> dict[tuple[str, int], int]:
+        """(location, local hour) → events of a source on a day."""
+        raw = await self.redis.hgetall(f"{self.prefix}:act:{source}:{day}")
+        out: dict[tuple[str, int], int] = {}
+        for key, value in raw.items():
+            location, _, hour = _text(key).rpartition("|")
+            out[(location, int(hour))] = int(value)
+        return out
+
+    async def load_students(
+        self, pseudonyms: Sequence[str], first: int, last: int, rule_ids: Sequence[str]
+    ) -> list[StoredStudent]:
+        """Facts for days [first, last] and the rule state of each student (one pipeline)."""
+        days = range(first, last + 1)
+        head = ["first", "prompt", "ev", *(f"r:{rule}" for rule in rule_ids)]
+        fields = list(head)
+        for day in days:
+            fields.extend((f"d:{day}:swipe", f"d:{day}:vle", f"a:{day}"))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for item in pending:
-                fields = [f"nudged:{rule_id}"]
-                fields.extend(
-                    f"a:{day}" for day in range(item.first_day - window_days + 1, item.last_day + 1)
-                )
-                fields_by_student[item.pseudonym] = fields
-                pipe.hmget(self.student_key(item.pseudonym), fields)
+            for who in pseudonyms:
+                pipe.hmget(self.student_key(who), fields)
             replies = await pipe.execute()
-        history: dict[str, tuple[dict[int, AttendanceDay], int | None]] = {}
-        for item, values in zip(pending, replies, strict=True):
-            fields = fields_by_student[item.pseudonym]
-            nudged = int(values[0]) if values[0] is not None else None
-            days: dict[int, AttendanceDay] = {}
-            for name, value in zip(fields[1:], values[1:], strict=True):
-                if value is not None:
-                    counts = (int(n) for n in _text(value).split(","))
-                    days[int(name[2:])] = AttendanceDay(*counts)
-            history[item.pseudonym] = (days, nudged)
-        return history
+        students = []
+        for who, values in zip(pseudonyms, replies, strict=True):
+            if values[0] is None:
+                continue  # expired or erased
+            first_ms = int(values[0])
+            states = {
+                rule: RuleState.decode(_text(v))
+                for rule, v in zip(rule_ids, values[3 : len(head)], strict=True)
+                if v is not None
+            }
+            prompt = None
+            if values[1] is not None:
+                day_text, rule_id, score = _text(values[1]).split(",")
+                prompt = Prompt(int(day_text), rule_id, float(score) if score else None)
+            facts: dict[int, DayFacts] = {}
+            rest = values[len(head) :]
+            for n, day in enumerate(days):
+                swipes, vle, marks = rest[3 * n : 3 * n + 3]
+                if swipes is None and vle is None and marks is None:
+                    continue
+                p, lt, ab, ex = (int(c) for c in _text(marks).split(",")) if marks else (0,) * 4
+                facts[day] = DayFacts(p, lt, ab, ex, swipes=int(swipes or 0), vle=int(vle or 0))
+            students.append(StoredStudent(who, first_ms, facts, states, prompt, _int(values[2])))
+        return students
 
-    async def mark_nudged(self, rule_id: str, last_days: Mapping[str, int]) -> None:
-        """Record the last day each student was nudged by a rule (its cooldown clock)."""
-        if not last_days:
-            return
+    async def save_students(
+        self,
+        saved: Iterable[tuple[str, Mapping[str, RuleState], Prompt | None, int]],
+    ) -> None:
+        """Write back rule state, last prompt and last evaluated day of each student."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for who, day in last_days.items():
-                pipe.hset(self.student_key(who), f"nudged:{rule_id}", day)
+            for who, states, prompt, evaluated in saved:
+                mapping: dict[Any, Any] = {"ev": evaluated}
+                mapping.update({f"r:{rule}": state.encode() for rule, state in states.items()})
+                if prompt is not None:
+                    score = "" if prompt.score is None else f"{prompt.score:g}"
+                    mapping["prompt"] = f"{prompt.day},{prompt.rule_id},{score}"
+                pipe.hset(self.student_key(who), mapping=mapping)
             await pipe.execute()
-
-    async def due_vle(self, partition: int, before_ms: int) -> list[tuple[str, int]]:
-        """Students on a partition whose VLE absence began at or before ``before_ms``."""
-        rows = await self.redis.zrangebyscore(
-            f"{self.prefix}:due:vle:{partition}", "-inf", before_ms, withscores=True
-        )
-        return [(_text(row[0]), int(row[1])) for row in rows]
-
-    async def clear_due(self, partition: int, pseudonyms: Iterable[str]) -> None:
-        """Stop watching absences that have been nudged; the next VLE event re-arms them."""
-        names = list(pseudonyms)
-        if names:
-            await self.redis.zrem(f"{self.prefix}:due:vle:{partition}", *names)
 
     async def remember_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:
         """Keep pseudonym → student id for delivery, in one pipeline per batch.
@@ -222,3 +237,35 @@ class EngagementStore:
         """The student id behind a pseudonym, for re-identification at delivery only."""
         value = await self.redis.get(f"{self.prefix}:id:{pseudonym}")
         return _text(value) if value is not None else None
+
+    # -- source health ---------------------------------------------------------------------
+
+    async def health_done(self) -> int | None:
+        """The last day whose source-health checks were made and published."""
+        return _int(await self.redis.get(f"{self.prefix}:health:{self.group}"))
+
+    async def set_health_done(self, day: int) -> None:
+        """Record that gaps up to ``day`` were found and published."""
+        await self.redis.set(f"{self.prefix}:health:{self.group}", day)
+
+    async def save_gaps(self, day: int, gaps: Sequence[SourceGap]) -> None:
+        """Keep one day's gaps (by id, so finding them twice changes nothing)."""
+        key = f"{self.prefix}:gaps:{self.group}:{day}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if gaps:
+                pipe.hset(key, mapping={g.gap_id: g.model_dump_json() for g in gaps})
+                pipe.expire(key, ACTIVITY_TTL_S * 4)
+            await pipe.execute()
+
+    async def gaps(self, days: Sequence[int]) -> dict[int, list[SourceGap]]:
+        """Gaps of each day that has any."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hvals(f"{self.prefix}:gaps:{self.group}:{day}")
+            replies = await pipe.execute()
+        return {
+            day: sorted((SourceGap.model_validate_json(v) for v in values), key=lambda g: g.gap_id)
+            for day, values in zip(days, replies, strict=True)
+            if values
+        }

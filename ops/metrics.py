@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -26,6 +26,9 @@ class Metrics:
     interventions: Counter
     deliveries: Counter
     redis_waits: Counter
+    source_gaps: Counter
+    reference_records: Counter
+    closed_day: Gauge
     batch_seconds: Histogram
     publish_to_state_seconds: Histogram
     publish_to_nudge_seconds: Histogram
@@ -58,7 +61,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         late_events=Counter(
             "engagement_late_events_total",
-            "Events more than the grace period behind their feed: dead-lettered, not counted.",
+            "Events more than the grace period behind their partition: dead-lettered, not counted.",
             ["source"],
             registry=reg,
         ),
@@ -93,6 +96,23 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             ["stage"],
             registry=reg,
         ),
+        source_gaps=Counter(
+            "engagement_source_gaps_total",
+            "Data gaps found: a feed or location silent where activity was expected.",
+            ["source", "reason"],
+            registry=reg,
+        ),
+        reference_records=Counter(
+            "engagement_reference_records_total",
+            "Reference records (roster, timetable, exemptions) loaded.",
+            ["kind"],
+            registry=reg,
+        ),
+        closed_day=Gauge(
+            "engagement_closed_day_timestamp_seconds",
+            "Start of the day after the last closed day (decisions are final up to here).",
+            registry=reg,
+        ),
         batch_seconds=Histogram(
             "engagement_batch_seconds",
             "Time to process one batch.",
@@ -108,7 +128,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         publish_to_nudge_seconds=Histogram(
             "engagement_publish_to_nudge_seconds",
-            "Publish time of the event behind a nudge to the nudge being emitted.",
+            "Publish time of the newest event of the batch that closed a day to its nudges.",
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         ),

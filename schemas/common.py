@@ -40,6 +40,7 @@ class Reason(StrEnum):
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     PROCESSING_ERROR = "processing_error"
     TOO_LATE = "too_late"
+    FUTURE_DATED = "future_dated"
 
 
 # Field names that carry assessment results or special-category personal data (UK GDPR art. 9).

@@ -19,6 +19,7 @@ class Outcome(StrEnum):
     SUPPRESSED = "suppressed"
     FAILED = "failed"
     QUEUED_FOR_REVIEW = "queued_for_review"
+    SHADOW = "shadow"
 
 
 class InterventionRecord(WireModel):

@@ -28,6 +28,15 @@ class Channel(StrEnum):
     APP = "app"
 
 
+class Route(StrEnum):
+    """Who a nudge goes to: only a prompt goes to the student, and only automatically."""
+
+    STUDENT = "student"
+    PERSONAL_TUTOR = "personal_tutor"
+    SUPPORT = "support"
+    COMPLIANCE = "compliance"
+
+
 class Explanation(WireModel):
     """Everything needed to say why the nudge exists."""
 
@@ -37,6 +46,14 @@ class Explanation(WireModel):
     window_start: date
     window_end: date
     sources: tuple[str, ...]
+    score: float | None = Field(default=None, description="Engagement score 0-5 on the day.")
+    band: str | None = Field(default=None, description="The score's band in words.")
+    score_inputs: dict[str, float | int] = Field(
+        default_factory=dict, description="What the score was made of (trailing window)."
+    )
+    notes: tuple[str, ...] = Field(
+        default=(), description="Exemptions or data gaps that affected this decision."
+    )
 
 
 class Nudge(WireModel):
@@ -49,6 +66,13 @@ class Nudge(WireModel):
     rule_version: int
     tier: Tier
     channels: tuple[Channel, ...]
+    route: Route = Route.STUDENT
+    mode: Literal["live", "shadow"] = Field(
+        default="live", description="A shadow decision is logged and never sent."
+    )
+    suppressed: Literal["exemption", "data_gap"] | None = Field(
+        default=None, description="Why the decision must not reach anyone, if it must not."
+    )
     created_at: AwareDatetime = Field(description="Event time at which the rule fired.")
     explanation: Explanation
     emitted_at_ms: int | None = Field(

@@ -24,6 +24,7 @@ class Signal(WireModel):
     source: Source
     occurred_at_ms: int = Field(description="Event time, milliseconds since the Unix epoch (UTC).")
     day: int = Field(description="Calendar day in the institution's timezone, as a date ordinal.")
+    hour: int = Field(default=0, ge=0, le=23, description="Local hour of the day (source health).")
     kind: str = Field(description="present/late/absent/excused, the VLE action, or in/out.")
     context: str = Field(description="Module, course or building the signal belongs to.")
     published_at_ms: int | None = Field(
@@ -39,3 +40,8 @@ class SignalBatch(WireModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     signals: list[Signal]
+    watermark_ms: int | None = Field(
+        default=None,
+        description="Highest event time the ingest had seen when it sent this batch; it moves "
+        "the watermark of partitions whose students are silent.",
+    )

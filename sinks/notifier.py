@@ -82,12 +82,26 @@ class Notifier:
         if status == "done":
             self.metrics.duplicates.inc()
             return
+        if nudge.mode == "shadow":
+            await self._record(
+                nudge,
+                Outcome.SHADOW,
+                "shadow_rule",
+                "Shadow rule: recorded so staff can judge the rule before it goes live; "
+                "nothing was sent and nobody was asked to act.",
+            )
+            return
+        if nudge.suppressed is not None:
+            why = " ".join(nudge.explanation.notes) or f"Not sent ({nudge.suppressed})."
+            await self._record(nudge, Outcome.SUPPRESSED, nudge.suppressed, why)
+            return
         if nudge.tier is not Tier.PROMPT:
+            who = nudge.route.value.replace("_", " ")
             await self._record(
                 nudge,
                 Outcome.QUEUED_FOR_REVIEW,
                 "needs_human",
-                "Queued for a member of staff to decide whether and how to get in touch.",
+                f"Queued for the {who} to decide whether and how to get in touch.",
             )
             return
         preferences = await self.preferences.get(nudge.pseudonym)

@@ -85,6 +85,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim.truth.write(Path(args.truth))
     print(f"simulated {len(sim.events)} events and {len(sim.malformed)} malformed inputs")
     print(f"ground truth written to {args.truth}")
+    if args.out:
+        paths = sim.write(Path(args.out))
+        print(f"events, roster and timetable written to {args.out} ({len(paths)} files)")
     if args.no_publish:
         return 0
     runtime = load_runtime()
@@ -200,6 +203,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    """Validate a rules file and print its rules in words."""
+    from agents.rules import describe
+    from schemas.rules import RulesFileError, load_rules
+
+    try:
+        rules = load_rules(Path(args.file) if args.file else None)
+    except RulesFileError as exc:
+        print(f"engagement: {exc}", file=sys.stderr)
+        return 2
+    print(describe(rules), end="")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay historical files through the agents' code and write a backtest report."""
+    from stream.replaycli import run_replay
+
+    return run_replay(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
@@ -229,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--truth", default="ground-truth.json")
     simulate.add_argument("--envelope-size", type=int, default=500)
     simulate.add_argument("--no-publish", action="store_true")
+    simulate.add_argument("--out", help="also write events, roster, timetable and truth here")
     simulate.set_defaults(func=cmd_simulate)
 
     prefs = sub.add_parser("prefs", help="show or set a student's opt-outs")
@@ -250,6 +275,28 @@ def build_parser() -> argparse.ArgumentParser:
     receiver.add_argument("--port", type=int, default=8080)
     receiver.add_argument("--out", default="received.jsonl")
     receiver.set_defaults(func=cmd_receiver)
+
+    rules = sub.add_parser("rules", help="validate a rules file and print it in words")
+    rules.add_argument("action", choices=["check"])
+    rules.add_argument("file", nargs="?", help="default: the shipped rules")
+    rules.set_defaults(func=cmd_rules)
+
+    replay = sub.add_parser("replay", help="run the rules over historical files; backtest report")
+    for source in ("swipe", "attendance", "vle"):
+        replay.add_argument(f"--{source}", action="append", default=[], metavar="FILE")
+    replay.add_argument("--sim-dir", help="a directory written by `engagement simulate --out`")
+    replay.add_argument("--oulad-vle", metavar="studentVle.csv")
+    replay.add_argument("--oulad-sites", metavar="vle.csv")
+    replay.add_argument("--oulad-start", default="2013-10-07", help="date of day 0, YYYY-MM-DD")
+    for kind in ("roster", "timetable", "exemptions"):
+        replay.add_argument(f"--{kind}", metavar="FILE.jsonl")
+    replay.add_argument("--outcomes", help="CSV: student_id,outcome or OULAD studentOutcome.csv")
+    replay.add_argument("--outcome-course", help="OULAD presentation, e.g. AAA-2013J")
+    replay.add_argument("--truth", help="a simulation's truth.json, to check who was reached")
+    replay.add_argument("--rules", help="rules file (default: ENGAGEMENT_RULES_FILE or shipped)")
+    replay.add_argument("--report", default="replay-report.json")
+    replay.add_argument("--nudges", default="replay-nudges.jsonl")
+    replay.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser("demo", help="the whole product on the embedded stack, with a report")
     demo.add_argument("--students", type=int, default=500)

@@ -37,6 +37,7 @@ ENV = {
     "sweep_interval_s": "ENGAGEMENT_SWEEP_INTERVAL_S",
     "redis_retry_s": "ENGAGEMENT_REDIS_RETRY_S",
     "late_grace_hours": "ENGAGEMENT_LATE_GRACE_HOURS",
+    "max_clock_skew_s": "ENGAGEMENT_MAX_CLOCK_SKEW_S",
     "fetch_max_wait_ms": "ENGAGEMENT_FETCH_MAX_WAIT_MS",
     "log_level": "ENGAGEMENT_LOG_LEVEL",
 }
@@ -93,18 +94,26 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(
         default=0.05, gt=0, le=10, validation_alias=_env("batch_within_s")
     )
-    sweep_interval_s: int = Field(
-        default=3600,
-        ge=60,
+    sweep_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
         validation_alias=_env("sweep_interval_s"),
-        description="Event-time seconds between absence sweeps of a partition.",
+        description="Wall-clock seconds between checks for newly closed days when idle.",
+    )
+    max_clock_skew_s: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        validation_alias=_env("max_clock_skew_s"),
+        description="How far in the future an event may be dated before it is refused.",
     )
     late_grace_hours: float = Field(
         default=48,
         ge=0,
         le=24 * 14,
         validation_alias=_env("late_grace_hours"),
-        description="How late an event may arrive and still count; absence rules wait for it.",
+        description="How late an event may arrive and still count; decisions wait for it.",
     )
     fetch_max_wait_ms: int = Field(
         default=100,

@@ -175,6 +175,8 @@ class Simulation:
     events: list[tuple[Source, dict[str, object]]]
     malformed: list[tuple[Source, bytes, str]]
     truth: GroundTruth
+    roster: list[dict[str, object]] = field(default_factory=list)
+    timetable: list[dict[str, object]] = field(default_factory=list)
 
     def write(self, directory: Path) -> dict[str, Path]:
         """Write ``<source>.jsonl`` per source plus ``truth.json``; returns the paths by name."""
@@ -189,6 +191,10 @@ class Simulation:
                 handle.close()
         paths["truth"] = directory / "truth.json"
         self.truth.write(paths["truth"])
+        for name, records in (("roster", self.roster), ("timetable", self.timetable)):
+            paths[name] = directory / f"{name}.jsonl"
+            lines = (json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+            paths[name].write_text("".join(lines), encoding="utf-8")
         return paths
 
 
@@ -489,7 +495,62 @@ def simulate(config: SimConfig | None = None) -> Simulation:
         duplicates=duplicates,
         malformed=dict(Counter(reason for _, _, reason in malformed)),
     )
-    return Simulation(config=config, events=events, malformed=malformed, truth=truth)
+    return Simulation(
+        config=config,
+        events=events,
+        malformed=malformed,
+        truth=truth,
+        roster=_roster(config, students),
+        timetable=_timetable_records(generator, students),
+    )
+
+
+VISA_SHARE: Final = 0.15
+TUTORS: Final = 25
+
+
+def _roster(config: SimConfig, students: list[_Student]) -> list[dict[str, object]]:
+    """Roster entries: modules, a personal tutor and (for some) a sponsored visa."""
+    rng = random.Random(f"{config.seed}/roster")  # noqa: S311 - its own stream: events unchanged
+    return [
+        {
+            "schema_version": 1,
+            "student_id": s.student_id,
+            "personal_tutor": f"T{index % TUTORS + 1:03d}",
+            "course": "BSc Natural Sciences",
+            "modules": sorted({session.module.code for session in s.sessions}),
+            "sponsored_visa": rng.random() < VISA_SHARE,
+        }
+        for index, s in enumerate(students)
+    ]
+
+
+def _timetable_records(generator: _Generator, students: list[_Student]) -> list[dict[str, object]]:
+    """Every dated session some student is timetabled for, with the ids the marks carry."""
+    held = {
+        (session.module.code, session.kind, session.slot)
+        for s in students
+        for session in s.sessions
+    }
+    by_code = {module.code: module for module in MODULES}
+    records = []
+    for offset in range(generator.days):
+        day = generator.config.start + timedelta(days=offset)
+        for code, kind, slot in sorted(held):
+            if slot[0] != day.weekday():
+                continue
+            start = generator.moment(day, slot[1] * 3600)
+            records.append(
+                {
+                    "schema_version": 1,
+                    "session_id": f"{code}-{kind}-{day:%Y%m%d}",
+                    "module": code,
+                    "building": by_code[code].building,
+                    "starts_at": start.isoformat(),
+                    "ends_at": (start + timedelta(minutes=SESSION_MINUTES)).isoformat(),
+                }
+            )
+    return records
 
 
 MALFORMED_KINDS: Final = (

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from schemas.common import Source
 
+REFERENCE_KINDS = ("roster", "timetable", "exemptions")
+
 
 @dataclass(frozen=True)
 class TopicNames:
@@ -42,6 +44,18 @@ class TopicNames:
         """Refused input with a machine-readable reason and a redacted excerpt."""
         return f"{self.prefix}engagement.deadletter"
 
+    def reference(self, kind: str) -> str:
+        """Reference data from student records and timetabling (compacted, keyed by id)."""
+        if kind not in REFERENCE_KINDS:
+            msg = f"unknown reference data {kind!r}; expected one of {', '.join(REFERENCE_KINDS)}"
+            raise ValueError(msg)
+        return f"{self.prefix}engagement.reference.{kind}"
+
+    @property
+    def health(self) -> str:
+        """Source-health events: a feed or location gone quiet against its normal pattern."""
+        return f"{self.prefix}engagement.sourcehealth"
+
     @property
     def all(self) -> tuple[str, ...]:
         """Every topic, for creating them up front."""
@@ -51,4 +65,6 @@ class TopicNames:
             self.nudges,
             self.interventions,
             self.deadletter,
+            self.health,
+            *(self.reference(kind) for kind in REFERENCE_KINDS),
         )

@@ -11,11 +11,14 @@ from mode import Service
 from agents.detect import Detector
 from agents.engagement import EngagementAgent
 from agents.ingest import RawIngest
+from agents.loader import ReferenceLoader
+from agents.reference import ReferenceStore
 from agents.state import EngagementStore
 from schemas.rules import RuleSet, RulesFileError, load_rules
 from sinks.notifier import register_notifier
 from stream.app import Context, Role, create_app
 from stream.errors import ConfigError
+from stream.pseudonym import Pseudonymiser
 from stream.publisher import ensure_topics
 from stream.runtime import Runtime
 from stream.stack import LocalStack
@@ -48,9 +51,20 @@ def build(
     store = _store(ctx)
     services: list[Service] = []
     if role == "worker":
-        grace_ms = int(runtime.settings.late_grace_hours * 3_600_000)
-        detector = Detector(store, ctx.rules, runtime.settings.zone, grace_ms=grace_ms)
+        settings = runtime.settings
+        reference = ReferenceStore(
+            ctx.redis, settings.key_prefix, Pseudonymiser(settings.pseudonym_key), settings.zone
+        )
+        detector = Detector(
+            store,
+            reference,
+            ctx.rules,
+            settings.zone,
+            grace_ms=int(settings.late_grace_hours * 3_600_000),
+            partitions=settings.partitions,
+        )
         EngagementAgent(ctx, store, detector).register()
+        ReferenceLoader(ctx, reference).register()
         services.append(RawIngest(ctx, store))
     else:
         register_notifier(ctx, store)

@@ -1,0 +1,80 @@
+"""Reference data from student records and timetabling, on compacted topics (schema v1).
+
+Each topic is keyed by the record's id; a message with an empty value (a tombstone) deletes
+the record. Student ids are pseudonymised when the records are loaded, like events.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.common import SCHEMA_VERSION, WireModel
+from schemas.events import EventTime, ShortText, StudentId
+
+
+class RosterEntry(WireModel):
+    """A student on the roster: personal tutor, course, module enrolments, visa sponsorship."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    student_id: StudentId
+    personal_tutor: ShortText | None = None
+    course: ShortText | None = None
+    modules: tuple[ShortText, ...] = ()
+    sponsored_visa: bool = False
+
+
+class TimetableSession(WireModel):
+    """One timetabled session: where and when students of a module are expected."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    session_id: ShortText
+    module: ShortText
+    building: ShortText
+    starts_at: EventTime
+    ends_at: EventTime
+
+    @model_validator(mode="after")
+    def _order(self) -> TimetableSession:
+        if self.ends_at <= self.starts_at:
+            msg = "ends_at must be after starts_at"
+            raise ValueError(msg)
+        return self
+
+
+class ExemptionKind(StrEnum):
+    """Why a student is not expected to engage for a while."""
+
+    AUTHORISED_ABSENCE = "authorised_absence"
+    PLACEMENT = "placement"
+    BREAK_IN_LEARNING = "break_in_learning"
+    DISSERTATION = "dissertation"
+    WITHDRAWN = "withdrawn"
+
+
+class Exemption(WireModel):
+    """A period (whole days, inclusive) in which nudges about the student are suppressed."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    exemption_id: ShortText
+    student_id: StudentId
+    kind: ExemptionKind
+    starts_on: date
+    ends_on: date | None = Field(default=None, description="None: open-ended (e.g. withdrawn).")
+
+    @model_validator(mode="after")
+    def _order(self) -> Exemption:
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            msg = "ends_on is before starts_on"
+            raise ValueError(msg)
+        return self
+
+
+REFERENCE_MODELS: dict[str, type[RosterEntry] | type[TimetableSession] | type[Exemption]] = {
+    "roster": RosterEntry,
+    "timetable": TimetableSession,
+    "exemptions": Exemption,
+}
