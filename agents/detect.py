@@ -104,7 +104,7 @@ class Detector:
                 activity[source][day] = await self.store.activity(source, day)
         for day in range(start, closed + 1):
             sessions = await self.reference.sessions(day)
-            gaps = find_gaps(day, activity, sessions, self.health)
+            gaps = find_gaps(day, activity, sessions, self.health, self.zone)
             await self.store.save_gaps(day, gaps)
             detection.gaps.extend(gaps)
 

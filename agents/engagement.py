@@ -160,7 +160,7 @@ class EngagementAgent:
     async def sweep(self) -> None:
         """Decide closed days on this worker's partitions when no batch arrived to do it."""
         topic = self.ctx.settings.topics.signals
-        assigned = self.ctx.app.assignment.assigned_actives()
+        assigned = self.ctx.app.assignor.assigned_actives()
         partitions = {tp.partition for tp in assigned if tp.topic == topic}
         if partitions:
             await self.decide(partitions)

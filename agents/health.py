@@ -4,8 +4,8 @@ Pure functions over activity counts (events per source, location and local hour)
 timetable. Three checks, each over one closed day:
 
 - *pattern*: a location (a building's doors, or the whole VLE feed) that had events in this
-  hour on most of the previous days, enough that silence by chance is very unlikely, and had
-  none today;
+  hour on most of the previous days of the same kind (weekdays or weekends), enough that
+  silence by chance is very unlikely, and had none today;
 - *doors*: a timetabled session in a building whose doors are normally read, with no swipe at
   that building from the hour before the session to its end;
 - *registers*: a module with sessions today and not a single attendance mark all day.
@@ -14,23 +14,32 @@ timetable. Three checks, each over one closed day:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from agents.reference import Enrolment, Session
 from schemas.health import SourceGap
 
+LONDON = ZoneInfo("Europe/London")
 Activity = Mapping[tuple[str, int], int]
 """(location, local hour) → events on one day of one source."""
 
 
 @dataclass(frozen=True)
 class HealthConfig:
-    """How sure a silence must be before it counts as a gap."""
+    """How sure a silence must be before it counts as a gap.
 
-    pattern_days: int = 7
-    pattern_min_days: int = 5
+    An hour is *normally busy* when, on the days of the same kind (weekdays, or weekend days)
+    among the previous ``pattern_days``, it had events on at least ``pattern_share`` of them
+    and on at least ``pattern_min_days``, with a mean of ``min_expected`` events or more.
+    """
+
+    pattern_days: int = 14
+    pattern_min_days: int = 3
+    pattern_share: float = 1.0
     min_expected: float = 8.0  # mean events/hour; P(silence by chance) = e^-8 ≈ 0.03%
 
 
@@ -63,20 +72,41 @@ def _runs(hours: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def _weekend(day: int) -> bool:
+    return date.fromordinal(day).weekday() >= 5
+
+
+def local_hours(day: int, zone: ZoneInfo) -> list[int]:
+    """The local hours that exist on a day (one is missing when the clocks go forward)."""
+    d = date.fromordinal(day)
+    hours = []
+    for hour in range(24):
+        moment = datetime(d.year, d.month, d.day, hour, tzinfo=zone)
+        if moment.astimezone(UTC).astimezone(zone).hour == hour:
+            hours.append(hour)
+    return hours
+
+
 def pattern_gaps(
-    source: str, day: int, history: Mapping[int, Activity], config: HealthConfig
+    source: str,
+    day: int,
+    history: Mapping[int, Activity],
+    config: HealthConfig,
+    zone: ZoneInfo = LONDON,
 ) -> list[SourceGap]:
-    """Hours a location was silent although it is normally busy then."""
+    """Hours a location was silent although it is normally busy then, on this kind of day."""
     today = history.get(day, {})
-    past = [history.get(d, {}) for d in range(day - config.pattern_days, day)]
+    earlier = range(day - config.pattern_days, day)
+    past = [history.get(d, {}) for d in earlier if _weekend(d) == _weekend(day)]
     locations = sorted({loc for counts in past for loc, _ in counts})
+    needed = max(config.pattern_min_days, math.ceil(config.pattern_share * len(past)))
     gaps = []
     for location in locations:
         silent = []
-        for hour in range(24):
+        for hour in local_hours(day, zone):
             seen = [c for counts in past if (c := counts.get((location, hour), 0)) > 0]
             if (
-                len(seen) >= config.pattern_min_days
+                len(seen) >= needed
                 and sum(seen) / len(past) >= config.min_expected
                 and today.get((location, hour), 0) == 0
             ):
@@ -85,8 +115,8 @@ def pattern_gaps(
             where = "the VLE feed" if location == "all" else f"{location} ({source})"
             detail = (
                 f"{where} had no events from {start:02d}:00 to {end:02d}:00, when it is "
-                f"normally busy (events in that hour on at least {config.pattern_min_days} of "
-                f"the previous {config.pattern_days} days)"
+                f"normally busy (events in that hour on at least {needed} of the previous "
+                f"{len(past)} {'weekend days' if _weekend(day) else 'weekdays'})"
             )
             affects = ("swipe", "attendance") if source == "swipe" else (source,)
             gaps.append(
@@ -175,12 +205,13 @@ def find_gaps(
     activity: Mapping[str, Mapping[int, Activity]],
     sessions: Sequence[Session],
     config: HealthConfig | None = None,
+    zone: ZoneInfo = LONDON,
 ) -> list[SourceGap]:
     """Every gap of one closed day; ``activity`` is source → day → counts for day and before."""
     config = config or HealthConfig()
     swipes = activity.get("swipe", {})
-    gaps = pattern_gaps("vle", day, activity.get("vle", {}), config)
-    gaps += pattern_gaps("swipe", day, swipes, config)
+    gaps = pattern_gaps("vle", day, activity.get("vle", {}), config, zone)
+    gaps += pattern_gaps("swipe", day, swipes, config, zone)
     gaps += door_gaps(day, swipes, sessions, config)
     gaps += register_gaps(day, activity.get("attendance", {}).get(day, {}), sessions)
     return gaps

@@ -62,33 +62,77 @@ def pack_signals(signals: Sequence[dict[str, Any]], watermark_ms: int | None = N
     return out
 
 
+Feed = tuple[str, int]
+"""A raw feed partition: (source, raw-topic partition)."""
+
+
 class SignalRouter:
     """Groups signals into messages per signals partition, stamped with the ingest watermark.
 
-    The watermark is the highest event time seen so far. A partition that got no signals in
-    a round still gets a tick when the watermark moved, so its days close even when all its
-    students are silent (which is when absence rules matter most). Replay uses the same router.
+    Each raw feed partition (source, raw partition) progresses on its own: after downtime one
+    is read days ahead of another, and live feeds arrive seconds apart. The watermark is the
+    *lowest* progress among the feed partitions that are active (sent something in the last
+    ``idle_s`` wall-clock seconds), as Flink combines input watermarks with idleness; when
+    every feed is idle it is the highest progress. It never moves back. Only these stamps move
+    the state's watermark, so a fast feed never makes a slow one's events look late, and a feed
+    that stopped does not hold decisions back for longer than ``idle_s``.
+
+    A partition that got no signals in a round still gets a tick when the watermark moved, so
+    its days close even when all its students are silent (which is when absence rules matter).
+    Replay uses the same router, with every feed active until the input ends.
     """
 
-    def __init__(self, partitions: int) -> None:
+    def __init__(self, partitions: int, idle_s: float = 60.0) -> None:
         self.partitions = partitions
+        self.idle_s = idle_s
         self.watermark_ms = 0
+        self.progress: dict[Feed, tuple[int, float]] = {}
         self._told: dict[int, int] = {}
 
-    def route(self, signals: Sequence[dict[str, Any]]) -> list[tuple[int, bytes]]:
+    def observe(self, signals: Sequence[dict[str, Any]], now: float) -> dict[Feed, int]:
+        """Record each feed partition's progress; returns the feeds this round touched."""
+        touched: dict[Feed, int] = {}
+        for signal in signals:
+            feed = (signal["source"], signal["raw_partition"])
+            ts = signal["occurred_at_ms"]
+            if ts > touched.get(feed, -1):
+                touched[feed] = ts
+        for feed, ts in touched.items():
+            before = self.progress.get(feed, (-1, now))[0]
+            self.progress[feed] = (max(before, ts), now)
+            touched[feed] = max(before, ts)
+        return touched
+
+    def advance(self, now: float, shared: Mapping[Feed, tuple[int, float]] | None = None) -> int:
+        """The watermark from every feed's (progress, last wall-clock time it sent)."""
+        feeds = self.progress if shared is None else shared
+        active = [ts for ts, wall in feeds.values() if now - wall <= self.idle_s]
+        if active:
+            candidate = min(active)
+        else:
+            candidate = max((ts for ts, _ in feeds.values()), default=0)
+        self.watermark_ms = max(self.watermark_ms, candidate)
+        return self.watermark_ms
+
+    def route(
+        self,
+        signals: Sequence[dict[str, Any]],
+        now: float,
+        shared: Mapping[Feed, tuple[int, float]] | None = None,
+    ) -> list[tuple[int, bytes]]:
         """(partition, SignalBatch message) pairs for one round of signals."""
         by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for signal in signals:
             by_partition[signal_partition(signal["pseudonym"], self.partitions)].append(signal)
-            if signal["occurred_at_ms"] > self.watermark_ms:
-                self.watermark_ms = signal["occurred_at_ms"]
+        self.observe(signals, now)
+        watermark = self.advance(now, shared)
         out = []
         for partition in range(self.partitions):
             chunk = by_partition.get(partition, [])
-            if not chunk and self._told.get(partition, -1) >= self.watermark_ms:
+            if not chunk and self._told.get(partition, -1) >= watermark:
                 continue
-            self._told[partition] = self.watermark_ms
-            for payload in pack_signals(chunk, self.watermark_ms or None):
+            self._told[partition] = watermark
+            for payload in pack_signals(chunk, watermark or None):
                 out.append((partition, payload))
         return out
 
@@ -136,7 +180,8 @@ class RawIngest(Service):
         }
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.router = SignalRouter(settings.partitions)
+        self.router = SignalRouter(settings.partitions, settings.feed_idle_s)
+        self._last_tick = 0.0
         # Reading raw topics waits until the worker's Faust agents have their partitions, so
         # a starting worker does not build a backlog of signals that nobody applies yet.
         self.downstream_ready = asyncio.Event()
@@ -187,6 +232,7 @@ class RawIngest(Service):
         while not self.should_stop:
             batch = await self.consumer.getmany(timeout_ms=200)
             if not batch:
+                await self.tick()
                 continue
             try:
                 await self.handle(batch)
@@ -223,6 +269,47 @@ class RawIngest(Service):
                     await asyncio.sleep(0)
         return out
 
+    async def _still_sending(self, touched: dict[Feed, int]) -> None:
+        """Count feeds with records still waiting in the broker as active, however busy we are.
+
+        A feed is idle only when it is caught up (position at the high watermark from the
+        last fetch) and has sent nothing for ``feed_idle_s``; a feed whose records are merely
+        queued behind another's must keep holding the watermark back.
+        """
+        assert self.consumer is not None  # noqa: S101  # started in on_start
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None and await self.consumer.position(tp) >= highwater:
+                continue
+            feed = (self.ingestors[tp.topic].source.value, tp.partition)
+            known = self.router.progress.get(feed)
+            if known is not None and feed not in touched:
+                touched[feed] = known[0]
+
+    async def tick(self) -> None:
+        """While no records arrive, move the watermark as feeds go idle, at most once a second."""
+        assert self.producer is not None  # noqa: S101  # started in on_start
+        now = time.time()
+        if now - self._last_tick < 1.0:
+            return
+        self._last_tick = now
+
+        touched: dict[Feed, int] = {}
+        await self._still_sending(touched)
+
+        async def share() -> dict[Feed, tuple[int, float]]:
+            return await self.store.share_progress(touched, now)
+
+        shared = await self.ctx.until_redis_answers("ingest", share)
+        topic = self.ctx.settings.topics.signals
+        pending = [
+            await self.producer.send(
+                topic, payload, key=str(partition).encode(), partition=partition
+            )
+            for partition, payload in self.router.route([], now, shared)
+        ]
+        await asyncio.gather(*pending)
+
     async def handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
         """Decode a batch, write what it became, then commit the raw offsets."""
         assert self.producer is not None and self.consumer is not None  # noqa: S101
@@ -235,7 +322,16 @@ class RawIngest(Service):
         await self.ctx.until_redis_answers("ingest", remember)
         topics = self.ctx.settings.topics
         pending = []
-        for partition, payload in self.router.route(result.signals):
+        now = time.time()
+
+        touched = self.router.observe(result.signals, now)
+        await self._still_sending(touched)
+
+        async def share() -> dict[Feed, tuple[int, float]]:
+            return await self.store.share_progress(touched, now)
+
+        shared = await self.ctx.until_redis_answers("ingest", share)
+        for partition, payload in self.router.route(result.signals, now, shared):
             pending.append(
                 await self.producer.send(
                     topics.signals, payload, key=str(partition).encode(), partition=partition

@@ -11,10 +11,10 @@
 --
 -- A message whose offset is at or below the partition's applied offset is skipped: it was
 -- applied before a crash or rebalance and is being delivered again. Event ids are
--- de-duplicated per student and day. A partition's watermark is the highest event time it has
--- seen, from its signals and from the watermark the ingest stamps on every batch (so a
--- partition whose students are all silent still moves on). Also counts activity per source,
--- location and local hour, for source-health checks.
+-- de-duplicated per student and day. A partition's watermark is the highest watermark the
+-- ingest has stamped on its batches (the ingest holds it back for feeds with a backlog, so a
+-- fast feed never makes a slow one's events look late; and it ticks partitions whose students
+-- are all silent). Also counts activity per source, location and local hour (source health).
 --
 -- Returns {applied, duplicates, skipped_messages, wms, late}: wms is a flat list of partition,
 -- watermark-ms; late a flat list of event id, source, lateness-ms, partition, offset.
@@ -134,7 +134,6 @@ local function apply_signal(s, partition, offset, wm)
     st.ls[src] = ts
     st.dirty['ls:' .. src] = true
   end
-  if ts > wm then return ts end
   return wm
 end
 
@@ -154,11 +153,13 @@ for i = 7, #ARGV, 3 do
     if wm == nil then
       wm = tonumber(redis.call('HGET', wm_key, partition) or '0')
     end
-    local tick = batch['watermark_ms']
-    if type(tick) == 'number' and tick > wm then wm = tick end
     for _, s in ipairs(batch['signals']) do
       wm = apply_signal(s, partition, offset, wm)
     end
+    -- The stamp covers this message's own signals, so it applies from the next message on: a
+    -- batch that spans days (a backlog, a replay chunk) is judged against what came before it.
+    local tick = batch['watermark_ms']
+    if type(tick) == 'number' and tick > wm then wm = tick end
     watermarks[partition] = wm
   end
 end

@@ -31,6 +31,19 @@ from agents.score import DayFacts
 from schemas.health import SourceGap
 
 _SCRIPT = resources.files("agents").joinpath("state.lua").read_text(encoding="utf-8")
+# Raise each feed's progress (never lower it), note when it last sent, return every feed's.
+_FEEDS = """
+for i = 1, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  local progress = tonumber(ARGV[i + 1])
+  if current then
+    local known = tonumber(string.match(current, '^(%-?%d+)'))
+    if known > progress then progress = known end
+  end
+  redis.call('HSET', KEYS[1], ARGV[i], string.format('%d', progress) .. ':' .. ARGV[i + 2])
+end
+return redis.call('HGETALL', KEYS[1])
+"""
 ACTIVITY_TTL_S = 35 * 86_400
 
 
@@ -94,6 +107,7 @@ class EngagementStore:
         self._dedup_ttl = dedup_ttl_s
         self._state_ttl = state_ttl_s
         self._script = client.register_script(_SCRIPT)
+        self._feeds = client.register_script(_FEEDS)
         self._identity_written: dict[str, float] = {}
 
     def student_key(self, pseudonym: str) -> str:
@@ -124,6 +138,21 @@ class EngagementStore:
         for i in range(0, len(wms), 2):
             result.watermarks[int(wms[i])] = int(wms[i + 1])
         return result
+
+    async def share_progress(
+        self, touched: Mapping[tuple[str, int], int], now: float
+    ) -> dict[tuple[str, int], tuple[int, float]]:
+        """Publish this ingest's feed progress and read every ingest's (several workers)."""
+        args: list[Any] = []
+        for (source, partition), progress in touched.items():
+            args.extend((f"{source}:{partition}", progress, repr(now)))
+        raw = await self._feeds(keys=[f"{self.prefix}:feeds:{self.group}"], args=args)
+        out: dict[tuple[str, int], tuple[int, float]] = {}
+        for i in range(0, len(raw), 2):
+            source, _, raw_partition = _text(raw[i]).partition(":")
+            done, _, wall = _text(raw[i + 1]).partition(":")
+            out[(source, int(raw_partition))] = (int(done), float(wall))
+        return out
 
     async def watermarks(self) -> dict[int, int]:
         """Every partition's watermark (ms)."""

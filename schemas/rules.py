@@ -85,13 +85,13 @@ class Rule(BaseModel):
         self._check_threshold()
         self._check_routing()
         if len(set(self.sources)) != len(self.sources):
-            msg = "sources must not repeat"
+            msg = "sources: must not repeat"
             raise ValueError(msg)
         if self.kind is Kind.ATTENDANCE_RATE and self.sources != ("attendance",):
-            msg = "an attendance_rate rule reads attendance only: sources = ['attendance']"
+            msg = "sources: an attendance_rate rule reads attendance only: sources = ['attendance']"
             raise ValueError(msg)
         if self.after and self.kind is not Kind.ESCALATION:
-            msg = "'after' is only for escalation rules"
+            msg = "after: only escalation rules follow other rules"
             raise ValueError(msg)
         self._check_template()
         return self
@@ -106,25 +106,30 @@ class Rule(BaseModel):
         if self.kind in needs:
             low, high, what = needs[self.kind]
             if self.threshold is None or not low < self.threshold <= high:
-                msg = f"a {self.kind.value} rule needs threshold in ({low:g}, {high:g}]: {what}"
+                msg = (
+                    f"threshold: this kind of rule needs a threshold in ({low:g}, {high:g}]: {what}"
+                )
                 raise ValueError(msg)
         elif self.threshold is not None:
-            msg = f"a {self.kind.value} rule has no threshold; remove it"
+            msg = f"threshold: a {self.kind.value} rule has no threshold; remove it"
             raise ValueError(msg)
 
     def _check_routing(self) -> None:
         if self.tier is Tier.PROMPT:
             if self.route is not Route.STUDENT or not self.channels:
-                msg = "a prompt goes to the student: route = 'student' and at least one channel"
+                msg = (
+                    "route: a prompt goes to the student: route = 'student' and at least one "
+                    "channel"
+                )
                 raise ValueError(msg)
         elif self.route is Route.STUDENT:
             msg = (
-                f"a {self.tier.value} needs a member of staff: route to 'personal_tutor', "
+                f"route: a {self.tier.value} needs a member of staff: route to 'personal_tutor', "
                 "'support' or 'compliance', never straight to the student"
             )
             raise ValueError(msg)
         if self.applies_to == "sponsored_visa" and self.tier is Tier.PROMPT:
-            msg = "visa-compliance rules are never sent to the student: use tier 'referral'"
+            msg = "tier: visa-compliance rules are never sent to the student: use tier 'referral'"
             raise ValueError(msg)
 
     def _check_template(self) -> None:
@@ -132,12 +137,12 @@ class Rule(BaseModel):
         try:
             names = {name for _, name, _, _ in string.Formatter().parse(self.message) if name}
         except ValueError as exc:
-            msg = f"message is not a valid template: {exc}"
+            msg = f"message: not a valid template: {exc}"
             raise ValueError(msg) from None
         unknown = sorted(names - allowed)
         if unknown:
             msg = (
-                f"message uses unknown placeholder(s) {', '.join(unknown)}; "
+                f"message: unknown placeholder(s) {', '.join(unknown)}; "
                 f"a {self.kind.value} rule can use {', '.join(sorted(allowed))}"
             )
             raise ValueError(msg)
@@ -178,6 +183,13 @@ class ScoreModel(BaseModel):
         if sum(self.weights.model_dump().values()) <= 0:
             msg = "at least one score weight must be above 0"
             raise ValueError(msg)
+        for name in ("campus_days", "vle_days"):
+            if getattr(self.caps, name) > self.window_days:
+                msg = (
+                    f"caps.{name} is {getattr(self.caps, name)} but the window has only "
+                    f"{self.window_days} days: full marks would be out of reach"
+                )
+                raise ValueError(msg)
         return self
 
 
@@ -225,13 +237,30 @@ class RulesFileError(ValueError):
 DEFAULT_RULES = Path(__file__).with_name("rules.default.toml")
 
 
-def _where(data: dict[str, Any], loc: list[Any]) -> str:
+def _line_of(text: str, index: int, field: str | None) -> int | None:
+    """The line of rule ``index``'s ``field`` (or of its [[rules]] header), 1-based."""
+    lines = text.splitlines()
+    headers = [n for n, line in enumerate(lines) if line.strip() == "[[rules]]"]
+    if index >= len(headers):
+        return None
+    start = headers[index]
+    end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+    if field:
+        for n in range(start + 1, end):
+            if lines[n].split("=", 1)[0].strip() == field:
+                return n + 1
+    return start + 1
+
+
+def _where(data: dict[str, Any], loc: list[Any], text: str, named: str = "") -> str:
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
         rules = data["rules"] if isinstance(data.get("rules"), list) else []
         entry = rules[loc[1]] if loc[1] < len(rules) else None
         rule_id = entry.get("id", "?") if isinstance(entry, dict) else "?"
-        field = ".".join(map(str, loc[2:])) or "(the rule as a whole)"
-        return f"rule #{loc[1] + 1} (id {rule_id!r}), field {field}"
+        field = ".".join(map(str, loc[2:])) or named
+        line = _line_of(text, loc[1], field.split(".")[0] if field else None)
+        at = f"line {line}: " if line else ""
+        return f"{at}rule #{loc[1] + 1} (id {rule_id!r}), field {field or '(the rule as a whole)'}"
     return ".".join(str(part) for part in loc) or "(the file as a whole)"
 
 
@@ -239,7 +268,8 @@ def load_rules(path: Path | None = None) -> RuleSet:
     """Read and validate a rules file (the shipped defaults when ``path`` is None)."""
     path = path or DEFAULT_RULES
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except OSError as exc:
         msg = f"cannot read rules file {path}: {exc.strerror}"
         raise RulesFileError(msg) from None
@@ -260,7 +290,13 @@ def load_rules(path: Path | None = None) -> RuleSet:
         for error in exc.errors():
             # A discriminated union adds the kind to the location; drop the noise.
             loc = [part for part in error["loc"] if part not in ("function-after[_consistent]",)]
-            text = error["msg"].removeprefix("Value error, ")
-            problems.append(f"  - {_where(data, loc)}: {text}")
+            problem = error["msg"].removeprefix("Value error, ")
+            # A check across fields starts its message with the field it is about.
+            named, _, rest = problem.partition(": ")
+            if rest and named in Rule.model_fields:
+                problem = rest
+            else:
+                named = ""
+            problems.append(f"  - {_where(data, loc, text, named)}: {problem}")
         msg = f"rules file {path} is not valid:\n" + "\n".join(problems)
         raise RulesFileError(msg) from None

@@ -203,6 +203,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    """Validate and publish roster, timetable or exemption records."""
+    from stream.publisher import ensure_topics
+    from stream.reference import publish_reference
+    from stream.runtime import load_runtime
+
+    runtime = load_runtime()
+    topics = runtime.settings.topics
+    ensure_topics(runtime.kafka_bootstrap, topics, runtime.settings.partitions)
+    report = publish_reference(runtime.kafka_bootstrap, topics, args.kind, Path(args.file))
+    print(report.summary())
+    return 0 if not report.refused else 1
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     """Validate a rules file and print its rules in words."""
     from agents.rules import describe
@@ -275,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     receiver.add_argument("--port", type=int, default=8080)
     receiver.add_argument("--out", default="received.jsonl")
     receiver.set_defaults(func=cmd_receiver)
+
+    reference = sub.add_parser(
+        "reference", help="publish roster, timetable or exemption records (JSONL)"
+    )
+    reference.add_argument("kind", choices=["roster", "timetable", "exemptions"])
+    reference.add_argument("file", help='one record per line; {"delete": "<id>"} removes one')
+    reference.set_defaults(func=cmd_reference)
 
     rules = sub.add_parser("rules", help="validate a rules file and print it in words")
     rules.add_argument("action", choices=["check"])

@@ -9,6 +9,7 @@ live system would have made, and a report staff use to validate a rule before sw
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections import Counter
@@ -31,8 +32,8 @@ from schemas.nudges import Nudge
 from schemas.rules import RuleSet
 from stream.pseudonym import Pseudonymiser
 from stream.publisher import Unreadable, read_file
+from stream.reference import read_records
 from stream.settings import Settings
-from stream.topics import REFERENCE_KINDS
 
 CHUNK_EVENTS = 2000
 
@@ -147,21 +148,18 @@ class Replayer:
             )
             for source in Source
         }
-        self.router = SignalRouter(settings.partitions)
+        self.router = SignalRouter(settings.partitions, settings.feed_idle_s)
         self.offsets: dict[int, int] = {}
 
     async def load_reference(self, files: Mapping[str, Path]) -> Counter[str]:
-        """Load roster, timetable and exemption files (JSONL, one record per line)."""
+        """Load roster, timetable and exemption files (JSONL, as ``engagement reference``)."""
         refused: Counter[str] = Counter()
         for kind, path in files.items():
-            if kind not in REFERENCE_KINDS:
-                msg = f"unknown reference data {kind!r}"
-                raise ValueError(msg)
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    problem = await self.reference.apply(kind, None, line.encode())
-                    if problem:
-                        refused[f"{kind}: {problem}"] += 1
+            records, problems = read_records(kind, path.read_text(encoding="utf-8").splitlines())
+            for problem in problems:
+                refused[f"{kind}: {problem}"] += 1
+            for key, value in records:
+                await self.reference.apply(kind, key.encode(), value)
         return refused
 
     async def run(
@@ -183,18 +181,25 @@ class Replayer:
                 signals.extend(result.signals)
                 for letter in result.dead:
                     refused[letter.reason.value] += 1
-            messages = []
-            for partition, payload_bytes in self.router.route(signals):
-                offset = self.offsets.get(partition, -1) + 1
-                self.offsets[partition] = offset
-                messages.append((partition, offset, payload_bytes))
-            applied = await self.store.apply(messages, self.detector.grace_ms)
-            too_late += len(applied.late)
-            duplicates += applied.duplicates
-            detection = await self.detector.evaluate(range(self.settings.partitions))
-            nudges.extend(detection.nudges)
-            await detection.commit()
+            # Every feed counts as active while the input lasts (replay time stands still).
+            late, dupes = await self._apply(self.router.route(signals, 0.0), nudges)
+            too_late += late
+            duplicates += dupes
+        # The input has ended: every feed is idle, as it is live once the feeds fall silent.
+        await self._apply(self.router.route([], math.inf), nudges)
         return nudges, refused, too_late, duplicates
+
+    async def _apply(self, routed: list[tuple[int, bytes]], nudges: list[Nudge]) -> tuple[int, int]:
+        messages = []
+        for partition, payload in routed:
+            offset = self.offsets.get(partition, -1) + 1
+            self.offsets[partition] = offset
+            messages.append((partition, offset, payload))
+        applied = await self.store.apply(messages, self.detector.grace_ms)
+        detection = await self.detector.evaluate(range(self.settings.partitions))
+        nudges.extend(detection.nudges)
+        await detection.commit()
+        return len(applied.late), applied.duplicates
 
     async def students(self) -> set[str]:
         """Every student the replay saw."""

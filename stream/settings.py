@@ -38,6 +38,7 @@ ENV = {
     "redis_retry_s": "ENGAGEMENT_REDIS_RETRY_S",
     "late_grace_hours": "ENGAGEMENT_LATE_GRACE_HOURS",
     "max_clock_skew_s": "ENGAGEMENT_MAX_CLOCK_SKEW_S",
+    "feed_idle_s": "ENGAGEMENT_FEED_IDLE_S",
     "fetch_max_wait_ms": "ENGAGEMENT_FETCH_MAX_WAIT_MS",
     "log_level": "ENGAGEMENT_LOG_LEVEL",
 }
@@ -100,6 +101,14 @@ class Settings(BaseSettings):
         le=3600,
         validation_alias=_env("sweep_interval_s"),
         description="Wall-clock seconds between checks for newly closed days when idle.",
+    )
+    feed_idle_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        validation_alias=_env("feed_idle_s"),
+        description="Wall-clock seconds without records after which a feed stops holding the "
+        "watermark back.",
     )
     max_clock_skew_s: int = Field(
         default=300,

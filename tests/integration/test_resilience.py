@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from agents.rules import vle_absence_nudge
+from agents.rules import Student, evaluate_day
+from agents.score import DayFacts
 from schemas.common import Source
-from schemas.rules import VleAbsenceRule, load_rules
+from schemas.rules import load_rules
 from stream.stack import Endpoints, LocalStack
 from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
 
@@ -69,8 +70,7 @@ def all_counted(pipeline: Pipeline, expected: dict[str, dict[str, int]]) -> bool
 def test_a_killed_worker_restarts_without_losing_or_double_counting(pipeline: Pipeline) -> None:
     events, expected = cohort(students=300, per_student=100)
     total = sum(len(batch) for batch in events.values())
-    for source, batch in events.items():
-        pipeline.publish(source, batch, size=20)
+    pipeline.publish_all(events, size=20)
     pipeline.start("receiver", "receiver")
     pipeline.start("notifier", "notifier")
     worker = pipeline.start("worker", "worker")
@@ -104,8 +104,7 @@ def test_two_workers_share_the_partitions_and_every_partition_is_consumed(
     pipeline.start("worker-1", "worker")
     pipeline.start("worker-2", "worker")
     events, expected = cohort(students=200, per_student=20)
-    for source, batch in events.items():
-        pipeline.publish(source, batch, size=10)
+    pipeline.publish_all(events, size=10)
     wait_for("every event counted by the two workers", lambda: all_counted(pipeline, expected), 120)
     group = f"{pipeline.prefix}.engagement-worker"
     offsets = pipeline.redis.hgetall(f"{pipeline.prefix}:offsets:{group}")
@@ -135,10 +134,15 @@ def test_redis_outage_delays_delivery_and_loses_nothing(
     pipeline.redis.save()  # the restarted server loads this snapshot, as AOF would in production
     local_stack.stop_redis()
     try:
-        rule = load_rules().of_kind(VleAbsenceRule)[0]
-        nudge = vle_absence_nudge(
-            rule, pseudonym, int(TERM.timestamp() * 1000), pipeline.settings.zone
+        first = TERM.date().toordinal()
+        who = Student(pseudonym, first, {first: DayFacts(vle=1)})
+        rules = load_rules()
+        nudge = next(
+            n
+            for day in range(first, first + 8)
+            for n in evaluate_day(rules, who, day, pipeline.settings.zone)
         )
+        assert nudge.rule_id == "no_vle_activity_7d"
         producer = KafkaProducer(bootstrap_servers=pipeline.stack.kafka_bootstrap, acks="all")
         producer.send(
             pipeline.settings.topics.nudges,

@@ -15,7 +15,7 @@ import yaml
 
 from ops.metrics import create_metrics
 from stream.settings import ENV
-from stream.topics import TopicNames
+from stream.topics import REFERENCE_KINDS, TopicNames
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -271,6 +271,8 @@ def test_topics_job_creates_every_topic(services: dict[str, dict[str, Any]]) -> 
         assert "retention.ms=259200000" in lines[raw], raw  # 3 days
     assert "retention.ms=2592000000" in lines[TopicNames().deadletter]  # 30 days
     assert "retention.ms=-1" in lines[TopicNames().interventions]
+    for kind in REFERENCE_KINDS:
+        assert lines[TopicNames().reference(kind)] == "cleanup.policy=compact"
 
 
 def test_bind_mounts_exist(services: dict[str, dict[str, Any]]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ SIGNAL_KEYS = {
     "source",
     "occurred_at_ms",
     "day",
+    "hour",
     "kind",
     "context",
     "published_at_ms",
@@ -552,3 +553,29 @@ def test_decode_never_raises_and_accounts_for_every_input(raw: bytes) -> None:
     for letter in result.dead:
         assert STUDENT not in letter.payload_excerpt
         assert len(letter.payload_excerpt) <= 512
+
+
+def test_the_signal_carries_the_local_hour_for_source_health() -> None:
+    (signal,) = decode(Source.SWIPE, swipe()).signals
+    assert signal["hour"] == 0  # 23:30 UTC is 00:30 BST
+
+
+def test_an_event_dated_beyond_the_clock_skew_is_refused_as_future_dated() -> None:
+    ahead = (NOW + timedelta(minutes=6)).isoformat()
+    letter = only_dead(decode(Source.SWIPE, swipe(occurred_at=ahead)))
+    assert letter.reason is Reason.FUTURE_DATED
+    assert "6 minutes in the future" in letter.detail
+    assert "ENGAGEMENT_MAX_CLOCK_SKEW_S" in letter.detail
+
+
+def test_an_event_within_the_clock_skew_is_accepted() -> None:
+    ahead = (NOW + timedelta(minutes=4)).isoformat()
+    assert len(decode(Source.SWIPE, swipe(occurred_at=ahead)).signals) == 1
+
+
+def test_a_future_dated_event_in_a_clean_envelope_is_refused_alone() -> None:
+    ahead = (NOW + timedelta(days=400)).isoformat()
+    envelope = {"events": [swipe(1), swipe(2, occurred_at=ahead), swipe(3)]}
+    result = decode(Source.SWIPE, envelope)
+    assert [s["event_id"] for s in result.signals] == ["sw-1", "sw-3"]
+    assert [d.reason for d in result.dead] == [Reason.FUTURE_DATED]

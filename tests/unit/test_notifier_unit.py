@@ -4,43 +4,37 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from pydantic import SecretStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from agents.rules import AttendanceWindow, attendance_nudge, vle_absence_nudge
 from ops.metrics import create_metrics
 from schemas.interventions import InterventionRecord, Outcome
-from schemas.nudges import Channel, Nudge, Tier
+from schemas.nudges import Channel, Nudge, Route, Tier
 from schemas.preferences import Preferences
-from schemas.rules import AttendanceRateRule, VleAbsenceRule, load_rules
+from schemas.rules import load_rules
 from sinks.notifier import Notifier, render_message
 from sinks.webhook import DeliveryResult
 from stream.app import Context
-from stream.eventtime import to_epoch_ms
-from stream.pseudonym import Pseudonymiser
 from stream.settings import load_settings
+from tests.unit.build import PSEUDONYM, days, only, run, student
 
-LONDON = ZoneInfo("Europe/London")
-RULES = load_rules()
-(ATTENDANCE,) = RULES.of_kind(AttendanceRateRule)
-(VLE,) = RULES.of_kind(VleAbsenceRule)
 STUDENT = "S7654321"
-PSEUDONYM = Pseudonymiser(SecretStr("k" * 20))(STUDENT)
 END = date(2026, 10, 25).toordinal()
 
 
 def vle_nudge() -> Nudge:
-    """A prompt on email and app."""
-    last_seen = to_epoch_ms(datetime(2026, 10, 20, 11, 0, tzinfo=UTC))
-    return vle_absence_nudge(VLE, PSEUDONYM, last_seen, LONDON)
+    """A prompt on email and app: no VLE activity for 7 days."""
+    who = student(days(END - 20, END - 8, vle=3), END - 20)
+    (nudge,) = run(only("no_vle_activity_7d"), who, END - 20, END)
+    return nudge
 
 
 def attendance_prompt() -> Nudge:
-    """A prompt on email only."""
-    return attendance_nudge(ATTENDANCE, PSEUDONYM, AttendanceWindow(END - 13, END, 1, 4), LONDON)
+    """A prompt on email only: 1 of 4 sessions attended."""
+    facts = days(END - 13, END - 13, present=1) | days(END - 3, END - 1, absent=1)
+    (nudge,) = run(only("attendance_below_50pct_14d"), student(facts, END - 13), END - 13, END)
+    return nudge
 
 
 # -- render_message -----------------------------------------------------------------------
@@ -294,3 +288,41 @@ async def test_a_failed_delivery_is_recorded_with_its_reason() -> None:
         harness.counter("engagement_deliveries_total", {"channel": "email", "result": "failed"})
         == 1
     )
+
+
+@pytest.mark.asyncio
+async def test_a_shadow_decision_is_recorded_as_shadow_and_never_sent() -> None:
+    harness = Harness()
+    nudge = vle_nudge().model_copy(update={"mode": "shadow"})
+    await harness.notifier.decide(nudge)
+    (record,) = harness.interventions.records
+    assert record.outcome is Outcome.SHADOW
+    assert record.reason == "shadow_rule"
+    assert harness.webhook.calls == []
+    assert harness.preferences.asked == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("reason", ["exemption", "data_gap"])
+async def test_a_suppressed_decision_is_recorded_with_its_reason_and_never_sent(
+    reason: str,
+) -> None:
+    harness = Harness()
+    note = "Exempt: placement from Monday 5 October 2026 onwards."
+    explanation = vle_nudge().explanation.model_copy(update={"notes": (note,)})
+    nudge = vle_nudge().model_copy(update={"suppressed": reason, "explanation": explanation})
+    await harness.notifier.decide(nudge)
+    (record,) = harness.interventions.records
+    assert (record.outcome, record.reason) == (Outcome.SUPPRESSED, reason)
+    assert record.detail == note
+    assert harness.webhook.calls == []
+
+
+@pytest.mark.asyncio
+async def test_an_invitation_names_who_it_is_queued_for() -> None:
+    harness = Harness()
+    nudge = vle_nudge().model_copy(update={"tier": Tier.INVITATION, "route": Route.PERSONAL_TUTOR})
+    await harness.notifier.decide(nudge)
+    (record,) = harness.interventions.records
+    assert record.outcome is Outcome.QUEUED_FOR_REVIEW
+    assert "personal tutor" in record.detail

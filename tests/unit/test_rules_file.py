@@ -1,30 +1,18 @@
-"""The rules file: the shipped defaults load, and a broken file says what and where."""
+"""The rules file: the shipped defaults load, and a broken file says what, where and how to fix."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from schemas.nudges import Channel, Tier
-from schemas.rules import (
-    DEFAULT_RULES,
-    AttendanceRateRule,
-    RulesFileError,
-    VleAbsenceRule,
-    load_rules,
-)
+from schemas.nudges import Channel, Route, Tier
+from schemas.rules import DEFAULT_RULES, Kind, Mode, RulesFileError, load_rules
 
 DEFAULT_TEXT = DEFAULT_RULES.read_text(encoding="utf-8")
-
-EXTRA_VLE_RULE = """
-[[rules]]
-id = "no_vle_activity_14d"
-version = 1
-kind = "vle_absence"
-description = "No activity in the online learning environment for 14 days."
-days = 14
-"""
+VLE_WINDOW = 'sources = ["vle"]\nwindow_days = 7'
 
 
 def write(tmp_path: Path, text: str, name: str = "rules.toml") -> Path:
@@ -33,107 +21,188 @@ def write(tmp_path: Path, text: str, name: str = "rules.toml") -> Path:
     return path
 
 
-def test_the_shipped_default_file_loads() -> None:
+def refused(tmp_path: Path, text: str) -> str:
+    with pytest.raises(RulesFileError) as caught:
+        load_rules(write(tmp_path, text))
+    return str(caught.value)
+
+
+def test_the_shipped_default_file_has_every_rule_the_model_needs() -> None:
     rules = load_rules()
-    assert rules == load_rules(DEFAULT_RULES)
-    assert rules.schema_version == 1
-    assert [rule.id for rule in rules.rules] == [
+    assert rules.schema_version == 2
+    by_id = {rule.id: rule for rule in rules.rules}
+    assert set(by_id) == {
         "no_vle_activity_7d",
         "attendance_below_50pct_14d",
-    ]
-    (vle,) = rules.of_kind(VleAbsenceRule)
-    (attendance,) = rules.of_kind(AttendanceRateRule)
-    assert vle.days == 7
-    assert attendance.threshold == 0.5
-    assert all(rule.tier is Tier.PROMPT for rule in rules.rules)
-    assert attendance.channels == (Channel.EMAIL,)
+        "attendance_below_50pct_28d",
+        "no_activity_14d",
+        "sustained_low_score_14d",
+        "score_drop_2pt_28d",
+        "visa_no_contact_21d",
+        "prompt_not_recovered_7d",
+    }
+    assert by_id["no_vle_activity_7d"].kind is Kind.INACTIVITY
+    assert by_id["no_vle_activity_7d"].sources == ("vle",)
+    assert by_id["attendance_below_50pct_14d"].tier is Tier.PROMPT
+    assert by_id["attendance_below_50pct_28d"].tier is Tier.INVITATION
+    assert by_id["attendance_below_50pct_28d"].route is Route.PERSONAL_TUTOR
+    assert by_id["visa_no_contact_21d"].tier is Tier.REFERRAL
+    assert by_id["visa_no_contact_21d"].route is Route.COMPLIANCE
+    assert by_id["visa_no_contact_21d"].channels == ()
+    assert by_id["prompt_not_recovered_7d"].kind is Kind.ESCALATION
+    assert all(rule.mode is Mode.LIVE for rule in rules.rules)
+    assert by_id["attendance_below_50pct_14d"].channels == (Channel.EMAIL,)
+    # Escalations are evaluated after the rules they follow.
+    assert rules.active[-1].kind is Kind.ESCALATION
 
 
 def test_a_copy_of_the_defaults_loads(tmp_path: Path) -> None:
     assert load_rules(write(tmp_path, DEFAULT_TEXT)) == load_rules()
 
 
-def test_a_bad_threshold_names_the_file_rule_and_field(tmp_path: Path) -> None:
-    path = write(tmp_path, DEFAULT_TEXT.replace("threshold = 0.5", "threshold = 2"))
+def test_a_bad_threshold_names_the_file_line_rule_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, DEFAULT_TEXT.replace("threshold = 0.5\n", "threshold = 2\n", 1))
     with pytest.raises(RulesFileError) as caught:
         load_rules(path)
     message = str(caught.value)
     assert str(path) in message
-    assert "attendance_below_50pct_14d" in message
-    assert "threshold" in message
-    assert "rule #2" in message
+    line = DEFAULT_TEXT.splitlines().index("threshold = 0.5") + 1
+    assert f"line {line}: rule #2 (id 'attendance_below_50pct_14d'), field threshold" in message
+    assert "(0, 1]" in message
 
 
-def test_a_bad_value_in_the_first_rule_names_it(tmp_path: Path) -> None:
-    path = write(tmp_path, DEFAULT_TEXT.replace("days = 7", "days = 0"))
-    with pytest.raises(RulesFileError, match=r"no_vle_activity_7d.*days"):
-        load_rules(path)
+def test_a_bad_window_in_the_first_rule_names_it(tmp_path: Path) -> None:
+    message = refused(
+        tmp_path, DEFAULT_TEXT.replace(VLE_WINDOW, 'sources = ["vle"]\nwindow_days = 0')
+    )
+    assert "no_vle_activity_7d" in message
+    assert "field window_days" in message
 
 
 def test_an_unknown_channel_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, DEFAULT_TEXT.replace('channels = ["email"]', 'channels = ["pigeon"]'))
-    with pytest.raises(RulesFileError, match="attendance_below_50pct_14d"):
-        load_rules(path)
+    text = DEFAULT_TEXT.replace('channels = ["email"]', 'channels = ["pigeon"]', 1)
+    assert "attendance_below_50pct_14d" in refused(tmp_path, text)
+
+
+def test_an_unknown_placeholder_in_a_message_names_what_may_be_used(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace("that is {days} days", "that is {dayz} days", 1)
+    message = refused(tmp_path, text)
+    assert "field message" in message
+    assert "dayz" in message
+    assert "last_active" in message  # what an inactivity rule can use
+
+
+def test_a_prompt_routed_to_staff_is_refused(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace('route = "student"', 'route = "personal_tutor"', 1)
+    message = refused(tmp_path, text)
+    assert "field route" in message
+    assert "prompt goes to the student" in message
+
+
+def test_an_invitation_sent_straight_to_the_student_is_refused(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace('route = "personal_tutor"', 'route = "student"', 1)
+    message = refused(tmp_path, text)
+    assert "attendance_below_50pct_28d" in message
+    assert "never straight to the student" in message
+
+
+def test_a_visa_rule_can_never_be_a_prompt(tmp_path: Path) -> None:
+    rule = """
+[[rules]]
+id = "visa_prompt"
+version = 1
+kind = "no_contact"
+description = "Sponsored students told directly: not allowed."
+sources = ["attendance"]
+window_days = 10
+tier = "prompt"
+route = "student"
+cooldown_days = 10
+channels = ["email"]
+applies_to = "sponsored_visa"
+message = "No contact since {last_contact}."
+"""
+    message = refused(tmp_path, DEFAULT_TEXT + rule)
+    assert "visa_prompt" in message
+    assert "never sent to the student" in message
+
+
+def test_an_escalation_must_follow_prompt_rules(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace(
+        'id = "prompt_not_recovered_7d"',
+        'id = "prompt_not_recovered_7d"\nafter = ["no_activity_14d"]',
+    )
+    message = refused(tmp_path, text)
+    assert "no_activity_14d" in message
+    assert "not prompt rules" in message
 
 
 def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     text = DEFAULT_TEXT.replace('id = "attendance_below_50pct_14d"', 'id = "no_vle_activity_7d"')
-    with pytest.raises(RulesFileError) as caught:
-        load_rules(write(tmp_path, text))
-    message = str(caught.value)
+    message = refused(tmp_path, text)
     assert "unique" in message
     assert "no_vle_activity_7d" in message
 
 
-def test_two_enabled_vle_absence_rules_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(RulesFileError) as caught:
-        load_rules(write(tmp_path, DEFAULT_TEXT + EXTRA_VLE_RULE))
-    message = str(caught.value)
-    assert "vle_absence" in message
-    assert "no_vle_activity_7d" in message
-    assert "no_vle_activity_14d" in message
-
-
-def test_a_second_vle_absence_rule_is_fine_when_disabled(tmp_path: Path) -> None:
-    rules = load_rules(write(tmp_path, DEFAULT_TEXT + EXTRA_VLE_RULE + "enabled = false\n"))
-    assert [rule.id for rule in rules.of_kind(VleAbsenceRule)] == ["no_vle_activity_7d"]
-    assert len(rules.rules) == 3
-
-
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version = = 1\n", name="broken-rules.toml")
+    path = write(tmp_path, "schema_version = = 2\n", name="broken-rules.toml")
     with pytest.raises(RulesFileError, match=r"broken-rules\.toml") as caught:
         load_rules(path)
     assert "TOML" in str(caught.value)
 
 
 def test_an_unknown_field_is_refused(tmp_path: Path) -> None:
-    text = DEFAULT_TEXT.replace("days = 7\n", 'days = 7\ncolour = "red"\n')
-    with pytest.raises(RulesFileError) as caught:
-        load_rules(write(tmp_path, text))
-    message = str(caught.value)
+    text = DEFAULT_TEXT.replace(VLE_WINDOW, VLE_WINDOW + '\ncolour = "red"')
+    message = refused(tmp_path, text)
     assert "no_vle_activity_7d" in message
     assert "colour" in message
 
 
-def test_an_unknown_top_level_field_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(RulesFileError, match="owner"):
-        load_rules(write(tmp_path, 'owner = "registry"\n' + DEFAULT_TEXT))
+def test_a_version_1_file_says_how_to_convert(tmp_path: Path) -> None:
+    message = refused(tmp_path, DEFAULT_TEXT.replace("schema_version = 2", "schema_version = 1"))
+    assert "schema_version 1" in message
+    assert "mode = 'live'" in message
 
 
-def test_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
-    text = DEFAULT_TEXT.replace("schema_version = 1", "schema_version = 2")
-    with pytest.raises(RulesFileError, match="schema_version"):
-        load_rules(write(tmp_path, text))
+def test_score_weights_must_not_all_be_zero(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace(
+        "weights = { attendance = 2.0, campus_days = 1.0, vle_days = 1.5, vle_actions = 0.5 }",
+        "weights = { attendance = 0, campus_days = 0, vle_days = 0, vle_actions = 0 }",
+    )
+    assert "at least one score weight" in refused(tmp_path, text)
 
 
 def test_a_missing_file_is_a_rules_file_error(tmp_path: Path) -> None:
-    path = tmp_path / "nowhere.toml"
     with pytest.raises(RulesFileError, match=r"nowhere\.toml"):
-        load_rules(path)
+        load_rules(tmp_path / "nowhere.toml")
 
 
-def test_rules_that_are_not_tables_are_a_rules_file_error(tmp_path: Path) -> None:
-    path = write(tmp_path, 'schema_version = 1\nrules = ["no_vle_activity_7d"]\n')
-    with pytest.raises(RulesFileError, match=r"rules\.toml"):
-        load_rules(path)
+def test_rules_check_prints_every_rule_in_words() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "rules", "check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for rule in load_rules().rules:
+        assert f"{rule.id} (version {rule.version}, live)" in out
+        assert rule.description in out
+    assert "Engagement score: 0-5 over the last 7 days" in out
+    assert "Sponsored-visa students only." in out
+    assert "an invitation for a member of staff to get in touch (personal tutor)" in out
+
+
+def test_rules_check_of_a_bad_file_fails_with_the_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, DEFAULT_TEXT.replace("window_days = 14\n", "window_days = -1\n", 1))
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "rules", "check", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "attendance_below_50pct_14d" in done.stderr
+    assert "window_days" in done.stderr
+    assert done.stdout == ""
