@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -27,7 +27,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
 from agents.decode import Ingestor, IngestResult, Origin
-from agents.state import EngagementStore
+from agents.state import EngagementStore, FeedState
 from schemas.common import SCHEMA_VERSION, Reason, Source
 from schemas.deadletter import DeadLetter
 from stream.app import Context
@@ -103,14 +103,28 @@ class SignalRouter:
             touched[feed] = max(before, ts)
         return touched
 
-    def advance(self, now: float, shared: Mapping[Feed, tuple[int, float]] | None = None) -> int:
-        """The watermark from every feed's (progress, last wall-clock time it sent)."""
-        feeds = self.progress if shared is None else shared
-        active = [ts for ts, wall in feeds.values() if now - wall <= self.idle_s]
-        if active:
+    def advance(
+        self,
+        now: float,
+        shared: Mapping[Feed, FeedState] | None = None,
+        expected: Iterable[Feed] = (),
+    ) -> int:
+        """The watermark from every feed's state; ``expected`` feeds must have reported."""
+        if shared is None:
+            shared = {f: FeedState(ts, wall, True) for f, (ts, wall) in self.progress.items()}
+        if any(feed not in shared for feed in expected):
+            return self.watermark_ms  # a feed nobody has reported on yet may hold old events
+        active = [
+            state.progress
+            for state in shared.values()
+            if not state.caught_up or now - state.wall <= self.idle_s
+        ]
+        if any(progress < 0 for progress in active):
+            candidate = self.watermark_ms  # records waiting that nobody has read yet
+        elif active:
             candidate = min(active)
         else:
-            candidate = max((ts for ts, _ in feeds.values()), default=0)
+            candidate = max((state.progress for state in shared.values()), default=0)
         self.watermark_ms = max(self.watermark_ms, candidate)
         return self.watermark_ms
 
@@ -118,14 +132,15 @@ class SignalRouter:
         self,
         signals: Sequence[dict[str, Any]],
         now: float,
-        shared: Mapping[Feed, tuple[int, float]] | None = None,
+        shared: Mapping[Feed, FeedState] | None = None,
+        expected: Iterable[Feed] = (),
     ) -> list[tuple[int, bytes]]:
         """(partition, SignalBatch message) pairs for one round of signals."""
         by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for signal in signals:
             by_partition[signal_partition(signal["pseudonym"], self.partitions)].append(signal)
         self.observe(signals, now)
-        watermark = self.advance(now, shared)
+        watermark = self.advance(now, shared, expected)
         out = []
         for partition in range(self.partitions):
             chunk = by_partition.get(partition, [])
@@ -269,22 +284,35 @@ class RawIngest(Service):
                     await asyncio.sleep(0)
         return out
 
-    async def _still_sending(self, touched: dict[Feed, int]) -> None:
-        """Count feeds with records still waiting in the broker as active, however busy we are.
+    async def _report(self, touched: Mapping[Feed, int], now: float) -> dict[Feed, FeedState]:
+        """Tell every worker how this worker's feeds stand; learn how every feed stands.
 
-        A feed is idle only when it is caught up (position at the high watermark from the
-        last fetch) and has sent nothing for ``feed_idle_s``; a feed whose records are merely
-        queued behind another's must keep holding the watermark back.
+        A feed counts as idle only when its owner has read everything waiting in it (position
+        at the high watermark of the last fetch) and it has sent nothing for ``feed_idle_s``;
+        a feed whose records are merely queued behind another's keeps holding the watermark.
         """
         assert self.consumer is not None  # noqa: S101  # started in on_start
+        report: dict[Feed, tuple[int, float | None, bool]] = {}
         for tp in self.consumer.assignment():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None and await self.consumer.position(tp) >= highwater:
-                continue
             feed = (self.ingestors[tp.topic].source.value, tp.partition)
-            known = self.router.progress.get(feed)
-            if known is not None and feed not in touched:
-                touched[feed] = known[0]
+            highwater = self.consumer.highwater(tp)
+            caught_up = highwater is not None and await self.consumer.position(tp) >= highwater
+            sent = feed in touched
+            report[feed] = (touched.get(feed, -1), now if sent else None, caught_up)
+
+        async def share() -> dict[Feed, FeedState]:
+            return await self.store.share_progress(report)
+
+        return await self.ctx.until_redis_answers("ingest", share)
+
+    def _expected(self) -> list[Feed]:
+        """Every raw feed partition that exists, whoever reads it."""
+        assert self.consumer is not None  # noqa: S101  # started in on_start
+        feeds = []
+        for topic, ingestor in self.ingestors.items():
+            for partition in self.consumer.partitions_for_topic(topic) or ():
+                feeds.append((ingestor.source.value, partition))
+        return feeds
 
     async def tick(self) -> None:
         """While no records arrive, move the watermark as feeds go idle, at most once a second."""
@@ -294,19 +322,13 @@ class RawIngest(Service):
             return
         self._last_tick = now
 
-        touched: dict[Feed, int] = {}
-        await self._still_sending(touched)
-
-        async def share() -> dict[Feed, tuple[int, float]]:
-            return await self.store.share_progress(touched, now)
-
-        shared = await self.ctx.until_redis_answers("ingest", share)
+        shared = await self._report({}, now)
         topic = self.ctx.settings.topics.signals
         pending = [
             await self.producer.send(
                 topic, payload, key=str(partition).encode(), partition=partition
             )
-            for partition, payload in self.router.route([], now, shared)
+            for partition, payload in self.router.route([], now, shared, self._expected())
         ]
         await asyncio.gather(*pending)
 
@@ -324,14 +346,9 @@ class RawIngest(Service):
         pending = []
         now = time.time()
 
-        touched = self.router.observe(result.signals, now)
-        await self._still_sending(touched)
-
-        async def share() -> dict[Feed, tuple[int, float]]:
-            return await self.store.share_progress(touched, now)
-
-        shared = await self.ctx.until_redis_answers("ingest", share)
-        for partition, payload in self.router.route(result.signals, now, shared):
+        shared = await self._report(self.router.observe(result.signals, now), now)
+        expected = self._expected()
+        for partition, payload in self.router.route(result.signals, now, shared, expected):
             pending.append(
                 await self.producer.send(
                     topics.signals, payload, key=str(partition).encode(), partition=partition

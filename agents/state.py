@@ -31,20 +31,34 @@ from agents.score import DayFacts
 from schemas.health import SourceGap
 
 _SCRIPT = resources.files("agents").joinpath("state.lua").read_text(encoding="utf-8")
-# Raise each feed's progress (never lower it), note when it last sent, return every feed's.
+# Raise each feed's progress (never lower it); note when it last sent records (if it did) and
+# whether its owner has read everything waiting in it; return every feed's state.
 _FEEDS = """
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   local current = redis.call('HGET', KEYS[1], ARGV[i])
   local progress = tonumber(ARGV[i + 1])
+  local wall = ARGV[i + 2]
   if current then
-    local known = tonumber(string.match(current, '^(%-?%d+)'))
-    if known > progress then progress = known end
+    local known, known_wall = string.match(current, '^(%-?%d+):([^:]*)')
+    if tonumber(known) > progress then progress = tonumber(known) end
+    if wall == '' then wall = known_wall end
   end
-  redis.call('HSET', KEYS[1], ARGV[i], string.format('%d', progress) .. ':' .. ARGV[i + 2])
+  if wall == '' then wall = '0' end
+  redis.call('HSET', KEYS[1], ARGV[i],
+    string.format('%d', progress) .. ':' .. wall .. ':' .. ARGV[i + 3])
 end
 return redis.call('HGETALL', KEYS[1])
 """
 ACTIVITY_TTL_S = 35 * 86_400
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """One raw feed partition as every ingest sees it."""
+
+    progress: int  # highest event time read from it (ms), or -1 before any
+    wall: float  # wall-clock time it last sent records (0: never)
+    caught_up: bool  # everything waiting in it has been read
 
 
 @dataclass(frozen=True)
@@ -140,18 +154,25 @@ class EngagementStore:
         return result
 
     async def share_progress(
-        self, touched: Mapping[tuple[str, int], int], now: float
-    ) -> dict[tuple[str, int], tuple[int, float]]:
-        """Publish this ingest's feed progress and read every ingest's (several workers)."""
+        self, report: Mapping[tuple[str, int], tuple[int, float | None, bool]]
+    ) -> dict[tuple[str, int], FeedState]:
+        """Publish this ingest's feeds and read every ingest's (several workers share them).
+
+        ``report`` maps feed → (progress or -1, wall time it last sent records or None,
+        whether everything waiting in it has been read).
+        """
         args: list[Any] = []
-        for (source, partition), progress in touched.items():
-            args.extend((f"{source}:{partition}", progress, repr(now)))
+        for (source, partition), (progress, wall, caught_up) in report.items():
+            args.extend(
+                (f"{source}:{partition}", progress, "" if wall is None else repr(wall),
+                 int(caught_up))
+            )  # fmt: skip
         raw = await self._feeds(keys=[f"{self.prefix}:feeds:{self.group}"], args=args)
-        out: dict[tuple[str, int], tuple[int, float]] = {}
+        out: dict[tuple[str, int], FeedState] = {}
         for i in range(0, len(raw), 2):
             source, _, raw_partition = _text(raw[i]).partition(":")
-            done, _, wall = _text(raw[i + 1]).partition(":")
-            out[(source, int(raw_partition))] = (int(done), float(wall))
+            done, sent, caught = _text(raw[i + 1]).split(":")
+            out[(source, int(raw_partition))] = FeedState(int(done), float(sent), caught == "1")
         return out
 
     async def watermarks(self) -> dict[int, int]:

@@ -40,9 +40,11 @@ def test_a_missing_pseudonym_key_is_named(tmp_path: Path) -> None:
 def test_a_bad_rules_file_names_the_rule_and_field(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(
-        'schema_version = 1\n[[rules]]\nid = "low_attendance"\nversion = 1\n'
+        'schema_version = 2\n[[rules]]\nid = "low_attendance"\nversion = 1\n'
         'kind = "attendance_rate"\ndescription = "Attendance below the threshold."\n'
-        "window_days = 14\nthreshold = 2\nmin_sessions = 4\ncooldown_days = 14\n",
+        'sources = ["attendance"]\nwindow_days = 14\nthreshold = 2\nmin_sessions = 4\n'
+        'tier = "prompt"\nroute = "student"\ncooldown_days = 14\nchannels = ["email"]\n'
+        'message = "You attended {attended} of {expected} sessions."\n',
         encoding="utf-8",
     )
     # The services given do not answer either: the rules file is checked before connecting.
@@ -54,7 +56,8 @@ def test_a_bad_rules_file_names_the_rule_and_field(tmp_path: Path) -> None:
         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
     )
     assert done.returncode == 2
-    assert "low_attendance" in done.stderr and "threshold" in done.stderr
+    assert "low_attendance" in done.stderr and "field threshold" in done.stderr
+    assert "line 9" in done.stderr  # where to look in the file
     assert "Traceback" not in done.stderr
 
 
