@@ -165,6 +165,15 @@ class Ingestor:
             self._one(result, origin, payload, None, len(raw))
         return result
 
+    def decode_events(self, events: list[Any], origin: Origin) -> IngestResult:
+        """Decode already-parsed events as one envelope (replay reads files, not messages)."""
+        result = IngestResult()
+        if events and not self._fast(result, origin, events):
+            for index, event in enumerate(events):
+                size = approximate_size(event) if isinstance(event, dict) else 0
+                self._one(result, origin, event, index, size)
+        return result
+
     def _unpack(
         self,
         result: IngestResult,

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from agents.health import HealthConfig, covers, find_gaps
 from agents.reference import Enrolment, ReferenceStore
-from agents.rules import Student, evaluate_day
+from agents.rules import Student, encode_states, evaluate_day
 from agents.score import DayFacts
 from agents.state import EngagementStore, StoredStudent
 from schemas.health import SourceGap
@@ -66,9 +66,10 @@ class Detector:
         self.grace_ms = grace_ms
         self.partitions = partitions
         self.health = health or HealthConfig()
-        self.rule_ids = [rule.id for rule in rules.active]
-        # pseudonym -> (last day read, day -> facts) for closed days, which never change
+        # pseudonym -> (last day read, day -> facts) for closed days, which never change; and
+        # the scores of closed days, which therefore never change either
         self._facts: dict[str, tuple[int, dict[int, DayFacts]]] = {}
+        self._scores: dict[str, dict[int, float | None]] = {}
 
     async def closed_day(self) -> int | None:
         """The last day every partition's watermark has passed by the grace period."""
@@ -125,21 +126,19 @@ class Detector:
         enrolments = await self.reference.enrolments(names)
         exemptions = await self.reference.exemptions(names)
         gaps = await self.store.gaps(list(range(low, closed + 1)))
-        saved = []
+        changed = []
         for item in stored:
             student = self._student(item, enrolments.get(item.pseudonym), gaps)
             student.exemptions = exemptions.get(item.pseudonym, ())
             student.known_from = low
-            begin = max(start, student.first_day)
-            if item.evaluated is not None:
-                begin = max(begin, item.evaluated + 1)
-            for day in range(begin, closed + 1):
+            for day in range(max(start, student.first_day), closed + 1):
                 detection.nudges.extend(evaluate_day(self.rules, student, day, self.zone))
-            saved.append((student.pseudonym, student.states, student.last_prompt, closed))
+            text = encode_states(student.states, student.last_prompt)
+            if text != item.stored:
+                changed.append((student.pseudonym, text))
 
         async def remember() -> None:
-            await self.store.save_students(saved)
-            await self.store.set_decided(partition, closed)
+            await self.store.commit_decisions(changed, partition, closed)
 
         detection._after_send.append(remember)
 
@@ -156,12 +155,15 @@ class Detector:
             by_start.setdefault(begin, []).append(who)
         loaded: dict[str, StoredStudent] = {}
         for begin, names in by_start.items():
-            for item in await self.store.load_students(names, begin, closed, self.rule_ids):
+            for item in await self.store.load_students(names, begin, closed):
                 cached = self._facts.get(item.pseudonym)
                 facts = dict(cached[1]) if cached is not None and begin > low else {}
                 facts.update(item.facts)
                 for day in [d for d in facts if d < low]:
                     del facts[day]
+                scores = self._scores.setdefault(item.pseudonym, {})
+                for day in [d for d in scores if d < low + self.rules.score.window_days]:
+                    del scores[day]
                 self._facts[item.pseudonym] = (closed, facts)
                 item.facts = facts
                 loaded[item.pseudonym] = item
@@ -188,4 +190,5 @@ class Detector:
             gaps=covered,
             states=item.states,
             last_prompt=item.last_prompt,
+            _scores=self._scores.setdefault(item.pseudonym, {}),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,6 +21,13 @@ from stream.eventtime import day_start_ms, from_epoch_ms
 log = logging.getLogger("engagement.state")
 
 _SIGNAL_HEADER = b'{"schema_version":1,'
+_PUBLISHED = re.compile(rb'^\{"schema_version":1,"published_at_ms":(\d+)')
+
+
+def _published_ms(value: Any) -> int | None:
+    """The raw publish time in a signal batch's header, without decoding the batch."""
+    found = _PUBLISHED.match(value) if isinstance(value, bytes) else None
+    return int(found.group(1)) if found else None
 
 
 class EngagementAgent:
@@ -114,9 +122,12 @@ class EngagementAgent:
         self.metrics.signals_applied.inc(result.applied)
         self.metrics.redelivered_messages.inc(result.skipped_messages)
         partitions = {event.message.partition for event in events}
-        # Record timestamps are the publish times (seconds) of the signal messages.
+        # Record timestamps are the publish times (seconds) of the signal messages; the batch
+        # header carries the newest raw publish time behind them.
         stamps = sorted(float(getattr(e.message, "timestamp", 0) or 0) for e in events)
-        await self.decide(partitions, stamps[-1] if stamps and stamps[-1] else None)
+        raw = [_published_ms(e.message.value) for e in events]
+        newest = max((ms for ms in raw if ms), default=0)
+        await self.decide(partitions, newest / 1000 if newest else None)
         if stamps and stamps[0]:
             self.metrics.publish_to_state_seconds.observe(max(0.0, time.time() - stamps[0]))
         self.metrics.batch_seconds.labels("state").observe(time.perf_counter() - started)
@@ -143,7 +154,12 @@ class EngagementAgent:
                 self.metrics.source_gaps.labels(gap.source, gap.reason).inc()
                 log.warning("data gap %s: %s", gap.gap_id, gap.detail)
             now = time.time()
+            stamp = int(published_s * 1000) if published_s else None
             for nudge in detection.nudges:
+                if stamp is not None:
+                    nudge = nudge.model_copy(
+                        update={"published_at_ms": stamp, "emitted_at_ms": int(now * 1000)}
+                    )
                 pending.append(
                     await self.nudges_topic.send(
                         key=nudge.pseudonym.encode(),

@@ -45,19 +45,28 @@ def signal_partition(pseudonym: str, partitions: int) -> int:
     return int(pseudonym[2:10], 16) % partitions
 
 
-def pack_signals(signals: Sequence[dict[str, Any]], watermark_ms: int | None = None) -> list[bytes]:
+def pack_signals(
+    signals: Sequence[dict[str, Any]],
+    watermark_ms: int | None = None,
+    published_at_ms: int | None = None,
+) -> list[bytes]:
     """Encode signals as SignalBatch messages of at most SIGNALS_PER_MESSAGE each.
 
-    Every message carries the ingest's watermark; with no signals it is a single watermark
-    tick, which moves on a partition whose students are all silent.
+    Every message carries the ingest's watermark and the newest raw publish time of its round
+    (for latency figures); with no signals it is a single watermark tick, which moves on a
+    partition whose students are all silent.
     """
+    head: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "published_at_ms": published_at_ms}
     if not signals:
-        tick = {"schema_version": SCHEMA_VERSION, "signals": [], "watermark_ms": watermark_ms}
+        tick: dict[str, Any] = {**head, "signals": [], "watermark_ms": watermark_ms}
         return [json.dumps(tick, separators=(",", ":")).encode()]
     out = []
     for start in range(0, len(signals), SIGNALS_PER_MESSAGE):
         chunk = signals[start : start + SIGNALS_PER_MESSAGE]
-        batch = {"schema_version": SCHEMA_VERSION, "signals": chunk, "watermark_ms": watermark_ms}
+        # Only the round's last message moves the watermark: its earlier messages belong to
+        # the same round and must be judged against the watermark before it.
+        last = start + SIGNALS_PER_MESSAGE >= len(signals)
+        batch = {**head, "signals": chunk, "watermark_ms": watermark_ms if last else None}
         out.append(json.dumps(batch, separators=(",", ":")).encode())
     return out
 
@@ -141,13 +150,14 @@ class SignalRouter:
             by_partition[signal_partition(signal["pseudonym"], self.partitions)].append(signal)
         self.observe(signals, now)
         watermark = self.advance(now, shared, expected)
+        published = max((s["published_at_ms"] or 0 for s in signals), default=0) or None
         out = []
         for partition in range(self.partitions):
             chunk = by_partition.get(partition, [])
             if not chunk and self._told.get(partition, -1) >= watermark:
                 continue
             self._told[partition] = watermark
-            for payload in pack_signals(chunk, watermark or None):
+            for payload in pack_signals(chunk, watermark or None, published):
                 out.append((partition, payload))
         return out
 

@@ -57,6 +57,30 @@ class RuleState:
         return cls(*values[:4])
 
 
+def encode_states(states: Mapping[str, RuleState], prompt: Prompt | None) -> str:
+    """Every rule's state and the last prompt of one student, as one text field."""
+    parts = []
+    if prompt is not None:
+        score = "" if prompt.score is None else f"{prompt.score:g}"
+        parts.append(f"@={prompt.day},{prompt.rule_id},{score}")
+    parts.extend(f"{rule}={states[rule].encode()}" for rule in sorted(states))
+    return ";".join(parts)
+
+
+def decode_states(text: str) -> tuple[dict[str, RuleState], Prompt | None]:
+    """Inverse of :func:`encode_states`."""
+    states: dict[str, RuleState] = {}
+    prompt: Prompt | None = None
+    for part in filter(None, text.split(";")):
+        name, _, value = part.partition("=")
+        if name == "@":
+            day, rule_id, score = value.split(",")
+            prompt = Prompt(int(day), rule_id, float(score) if score else None)
+        else:
+            states[name] = RuleState.decode(value)
+    return states, prompt
+
+
 @dataclass(frozen=True)
 class Period:
     """An exemption (placement, authorised absence, ...) over whole days; ``end`` None: open."""
@@ -209,8 +233,8 @@ def _low_score(rule: Rule, student: Student, day: int, model: ScoreModel) -> Fin
 
 def _score_drop(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
     score = student.score(day, model)
-    if score is None:
-        return None
+    if score is None or score > 5.0 - (rule.threshold or 0.0):
+        return None  # no baseline (at most 5) could be that far above today's score
     start = day - rule.window_days
     scores = [s for d in range(start, day) if (s := student.score(d, model)) is not None]
     if len(scores) * 2 < rule.window_days:

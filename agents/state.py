@@ -26,7 +26,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agents.rules import Prompt, RuleState
+from agents.rules import Prompt, RuleState, decode_states
 from agents.score import DayFacts
 from schemas.health import SourceGap
 
@@ -92,7 +92,7 @@ class StoredStudent:
     facts: dict[int, DayFacts]
     states: dict[str, RuleState]
     last_prompt: Prompt | None
-    evaluated: int | None
+    stored: str  # the encoded rule state as read, to write back only what changed
 
 
 def _text(value: Any) -> str:
@@ -188,10 +188,6 @@ class EngagementStore:
         """The last day whose decisions were made on a partition."""
         return _int(await self.redis.hget(f"{self.prefix}:decided:{self.group}", str(partition)))
 
-    async def set_decided(self, partition: int, day: int) -> None:
-        """Record that decisions up to ``day`` were made (after their nudges were sent)."""
-        await self.redis.hset(f"{self.prefix}:decided:{self.group}", str(partition), day)
-
     async def members(self, partition: int) -> list[str]:
         """Students on a partition, sorted (so evaluation order never depends on Redis)."""
         raw = await self.redis.smembers(f"{self.prefix}:members:{partition}")
@@ -207,12 +203,11 @@ class EngagementStore:
         return out
 
     async def load_students(
-        self, pseudonyms: Sequence[str], first: int, last: int, rule_ids: Sequence[str]
+        self, pseudonyms: Sequence[str], first: int, last: int
     ) -> list[StoredStudent]:
         """Facts for days [first, last] and the rule state of each student (one pipeline)."""
         days = range(first, last + 1)
-        head = ["first", "prompt", "ev", *(f"r:{rule}" for rule in rule_ids)]
-        fields = list(head)
+        fields = ["first", "rs"]
         for day in days:
             fields.extend((f"d:{day}:swipe", f"d:{day}:vle", f"a:{day}"))
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -223,40 +218,31 @@ class EngagementStore:
         for who, values in zip(pseudonyms, replies, strict=True):
             if values[0] is None:
                 continue  # expired or erased
-            first_ms = int(values[0])
-            states = {
-                rule: RuleState.decode(_text(v))
-                for rule, v in zip(rule_ids, values[3 : len(head)], strict=True)
-                if v is not None
-            }
-            prompt = None
-            if values[1] is not None:
-                day_text, rule_id, score = _text(values[1]).split(",")
-                prompt = Prompt(int(day_text), rule_id, float(score) if score else None)
+            text = _text(values[1]) if values[1] is not None else ""
+            states, prompt = decode_states(text)
             facts: dict[int, DayFacts] = {}
-            rest = values[len(head) :]
+            rest = values[2:]
             for n, day in enumerate(days):
                 swipes, vle, marks = rest[3 * n : 3 * n + 3]
                 if swipes is None and vle is None and marks is None:
                     continue
                 p, lt, ab, ex = (int(c) for c in _text(marks).split(",")) if marks else (0,) * 4
                 facts[day] = DayFacts(p, lt, ab, ex, swipes=int(swipes or 0), vle=int(vle or 0))
-            students.append(StoredStudent(who, first_ms, facts, states, prompt, _int(values[2])))
+            students.append(StoredStudent(who, int(values[0]), facts, states, prompt, text))
         return students
 
-    async def save_students(
-        self,
-        saved: Iterable[tuple[str, Mapping[str, RuleState], Prompt | None, int]],
+    async def commit_decisions(
+        self, changed: Iterable[tuple[str, str]], partition: int, day: int
     ) -> None:
-        """Write back rule state, last prompt and last evaluated day of each student."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for who, states, prompt, evaluated in saved:
-                mapping: dict[Any, Any] = {"ev": evaluated}
-                mapping.update({f"r:{rule}": state.encode() for rule, state in states.items()})
-                if prompt is not None:
-                    score = "" if prompt.score is None else f"{prompt.score:g}"
-                    mapping["prompt"] = f"{prompt.day},{prompt.rule_id},{score}"
-                pipe.hset(self.student_key(who), mapping=mapping)
+        """Write changed rule state and the partition's last decided day in one transaction.
+
+        Either every student's state and the day move together or nothing does, so a crash
+        in between decides the same days again from the same state.
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for who, text in changed:
+                pipe.hset(self.student_key(who), "rs", text)
+            pipe.hset(f"{self.prefix}:decided:{self.group}", str(partition), day)
             await pipe.execute()
 
     async def remember_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:

@@ -39,6 +39,9 @@ class SignalBatch(WireModel):
     """The value of one message on the signals topic."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
+    published_at_ms: int | None = Field(
+        default=None, description="Newest raw publish time behind the batch (latency figures)."
+    )
     signals: list[Signal]
     watermark_ms: int | None = Field(
         default=None,

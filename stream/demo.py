@@ -7,7 +7,7 @@ import secrets
 import shutil
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,11 @@ import redis
 from pydantic import SecretStr
 
 from schemas.preferences import Preferences
+from stream.eventtime import day_start_ms, local_day
 from stream.processes import Child, ProcessError, free_port, scrape, total
 from stream.pseudonym import Pseudonymiser
 from stream.publisher import Publisher, ensure_topics
+from stream.reference import publish_reference
 from stream.settings import load_settings
 from stream.simulate import DISENGAGING, SimConfig, Simulation, publish_simulation, simulate
 from stream.stack import LocalStack
@@ -48,8 +50,10 @@ def _wait_settled(
     notifier_port: int,
     expected_signals: int,
     expected_dead: int,
+    closed_by_s: float,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Poll both processes' metrics until every event is applied and every nudge decided."""
+    """Poll both processes' metrics until every event is applied, the last day closed (its
+    start after ``closed_by_s``) and every nudge decided."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     stable_since: float | None = None
     last: tuple[float, float] = (-1.0, -1.0)
@@ -66,7 +70,8 @@ def _wait_settled(
         decided = total(n, "engagement_interventions_total") + total(
             n, "engagement_duplicates_total"
         )
-        if applied >= expected_signals and dead >= expected_dead and decided >= nudges > 0:
+        closed = total(w, "engagement_closed_day_timestamp_seconds") >= closed_by_s
+        if applied >= expected_signals and dead >= expected_dead and closed and decided >= nudges:
             if last == (nudges, decided) and stable_since and time.monotonic() - stable_since > 3:
                 return w, n
             if last != (nudges, decided):
@@ -115,6 +120,12 @@ def _report(
     _say("\nNudges, by rule:")
     for label, value in sorted(_by_label(w, "engagement_nudges_total").items()):
         _say(f"  {label:<60} {int(value):>4}")
+    _say("\nData gaps found (source health), by source and reason:")
+    gaps = _by_label(w, "engagement_source_gaps_total")
+    for label, value in sorted(gaps.items()):
+        _say(f"  {label:<60} {int(value):>4}")
+    if not gaps:
+        _say("  none: every feed, door and register behaved as usual")
     _say("\nDecisions (intervention records), by outcome:")
     for label, value in sorted(_by_label(n, "engagement_interventions_total").items()):
         _say(f"  {label.split('=')[1]:<20} {int(value):>4}")
@@ -169,6 +180,9 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
             "ENGAGEMENT_KEY_PREFIX": prefix,
             "ENGAGEMENT_WEBHOOK_URL": f"http://127.0.0.1:{receiver_port}/notify",
             "ENGAGEMENT_STATE_DIR": str(workdir),
+            # The simulated feeds stop when the term ends; count them idle after a few seconds
+            # (not the default minute) so the last days close and are decided promptly.
+            "ENGAGEMENT_FEED_IDLE_S": "3",
         }
         settings = load_settings(pseudonym_key=key, topic_prefix=f"{prefix}.")
         ensure_topics(endpoints.kafka_bootstrap, settings.topics, settings.partitions)
@@ -188,7 +202,12 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
         try:
             _say("simulating the cohort ...")
             sim = simulate(SimConfig(students=students, weeks=weeks, seed=seed))
-            sim.truth.write(workdir / "ground-truth.json")
+            files = sim.write(workdir / "simulation")
+            for kind in ("roster", "timetable"):
+                loaded = publish_reference(
+                    endpoints.kafka_bootstrap, settings.topics, kind, files[kind]
+                )
+                _say(f"{kind}: {loaded.summary().splitlines()[0]}")
             pseudonymise = Pseudonymiser(SecretStr(key))
             opted_out = _opt_out_some(sim, client, prefix, pseudonymise)
             receiver.wait_http(receiver_port)
@@ -199,6 +218,11 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
             with Publisher(endpoints.kafka_bootstrap, topics=settings.topics) as publisher:
                 report = publish_simulation(sim, publisher)
             _say(report.summary().splitlines()[0])
+            last_event = max(datetime.fromisoformat(str(e["occurred_at"])) for _, e in sim.events)
+            grace = timedelta(hours=settings.late_grace_hours)
+            closed_by = local_day(
+                last_event - grace, settings.zone
+            )  # the day after the last closed
             w, n = _wait_settled(
                 worker,
                 worker_port,
@@ -206,6 +230,7 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
                 notifier_port,
                 sum(sim.truth.totals.values()),
                 len(sim.malformed),
+                day_start_ms(closed_by, settings.zone) / 1000,
             )
             _report(
                 sim,
@@ -224,6 +249,6 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
                 child.stop()
     _say(
         f"\nall stopped; the demo took {time.monotonic() - started:.0f}s "
-        f"(logs and ground truth in {workdir})"
+        f"(logs, ground truth, roster and timetable in {workdir})"
     )
     return 0

@@ -8,7 +8,6 @@ live system would have made, and a report staff use to validate a rule before sw
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 import time
@@ -175,9 +174,8 @@ class Replayer:
             for source, event in chunk:
                 by_source.setdefault(source, []).append(event)
             for source, items in sorted(by_source.items()):
-                payload = json.dumps({"schema_version": 1, "events": items}, default=str)
                 origin = Origin(f"replay.{source.value}", 0, number, None)
-                result = self.ingestors[source].decode(payload.encode(), origin)
+                result = self.ingestors[source].decode_events(items, origin)
                 signals.extend(result.signals)
                 for letter in result.dead:
                     refused[letter.reason.value] += 1
