@@ -207,6 +207,7 @@ class RawIngest(Service):
         self.producer: AIOKafkaProducer | None = None
         self.router = SignalRouter(settings.partitions, settings.feed_idle_s)
         self._last_tick = 0.0
+        self._committed: dict[Feed, int] = {}  # progress of the last committed round
         # Reading raw topics waits until the worker's Faust agents have their partitions, so
         # a starting worker does not build a backlog of signals that nobody applies yet.
         self.downstream_ready = asyncio.Event()
@@ -332,7 +333,8 @@ class RawIngest(Service):
             return
         self._last_tick = now
 
-        shared = await self._report({}, now)
+        shared = await self._report(self._committed, now)
+        self._committed = {}
         topic = self.ctx.settings.topics.signals
         pending = [
             await self.producer.send(
@@ -356,7 +358,10 @@ class RawIngest(Service):
         pending = []
         now = time.time()
 
-        shared = await self._report(self.router.observe(result.signals, now), now)
+        # Other workers learn a feed's progress only once the records behind it are committed:
+        # a worker that dies mid-round must not leave progress its successor has to re-read.
+        shared = await self._report(self._committed, now)
+        touched = self.router.observe(result.signals, now)
         expected = self._expected()
         for partition, payload in self.router.route(result.signals, now, shared, expected):
             pending.append(
@@ -382,4 +387,6 @@ class RawIngest(Service):
             # The group rebalanced under us; the new owner reads these records again and the
             # state's event-id check keeps them from counting twice.
             log.info("raw offsets not committed after a rebalance; the batch will be replayed")
+        else:
+            self._committed = touched
         self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - started)

@@ -220,6 +220,14 @@ class Pipeline:
         raw = self.redis.hgetall(f"{self.prefix}:s:{self.pseudonym(student_id)}")
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    def watermark(self) -> int:
+        """The lowest signals-partition watermark (ms; 0 until every partition has one)."""
+        group = f"{self.prefix}.engagement-worker"
+        raw = self.redis.hgetall(f"{self.prefix}:wm:{group}")
+        if len(raw) < self.settings.partitions:
+            return 0
+        return min(int(v) for v in raw.values())
+
     def counts(self, student_id: str) -> dict[str, int]:
         """Events counted per source for one student, over all days."""
         out: dict[str, int] = {}

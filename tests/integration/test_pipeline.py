@@ -82,7 +82,9 @@ def deployed(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "every event applied",
             lambda: pipeline.metric("engagement_signals_applied_total") >= expected or None,
         )
-        # An event from the first day, arriving once every feed has reached day 11: too late.
+        # An event from the first day, arriving once the watermark has reached day 11: too late.
+        day11 = int((TERM + timedelta(days=DAYS - 1)).timestamp() * 1000)
+        wait_for("the watermark to reach day 11", lambda: pipeline.watermark() >= day11 or None)
         pipeline.publish(Source.VLE, [vle(0, "S-LATE", TERM)])
         pipeline.publish(Source.VLE, [vle(0, "S-AFTER", TERM + timedelta(days=DAYS))], size=1)
         wait_for(
