@@ -172,8 +172,9 @@ def door(n: int, student: str, at: datetime, building: str) -> dict[str, Any]:
 
 
 def attendance(student: str, day: int) -> str:
-    """Who really came: S-MA0 stops after week one; S-PH0-4 miss Tuesday-Friday of week two."""
-    if student == "S-MA0" and day >= 7:
+    """Who really came: S-MA0 and S-MA1 (on placement) stop after week one; S-PH0-4 miss
+    Tuesday to Friday of week two."""
+    if student in ("S-MA0", "S-MA1") and day >= 7:
         return "absent"
     if student in STUDENTS_AT_FARADAY[:5] and 8 <= day <= 11:
         return "absent"
@@ -226,15 +227,22 @@ def test_a_door_outage_is_reported_and_never_turns_into_nudges(pipeline: Pipelin
     pipeline.cli(
         "reference", "timetable", str(write_jsonl(pipeline.workdir / "t.jsonl", timetable))
     )
+    placement = {
+        "exemption_id": "EX-1",
+        "student_id": "S-MA1",
+        "kind": "placement",
+        "starts_on": (MONDAY + timedelta(days=7)).date().isoformat(),
+        "ends_on": (MONDAY + timedelta(days=60)).date().isoformat(),
+    }
+    exemptions = write_jsonl(pipeline.workdir / "e.jsonl", [placement])
+    pipeline.cli("reference", "exemptions", str(exemptions))
     pipeline.start("receiver", "receiver")
     pipeline.start("worker", "worker")
     pipeline.start("notifier", "notifier")
+    loaded = len(roster) + len(timetable) + 1
     wait_for(
         "the reference data",
-        lambda: (
-            pipeline.metric("engagement_reference_records_total") >= len(roster) + len(timetable)
-            or None
-        ),
+        lambda: pipeline.metric("engagement_reference_records_total") >= loaded or None,
     )
     pipeline.publish_all(events)
     last_closed = (MONDAY + timedelta(days=34) - timedelta(hours=GRACE_H)).date().toordinal() - 1
@@ -264,8 +272,14 @@ def test_a_door_outage_is_reported_and_never_turns_into_nudges(pipeline: Pipelin
         assert all(outcome == "suppressed" for outcome, _ in records), records
         assert {reason for _, reason in records} == {"data_gap"}
     assert attendance_records(STUDENTS_AT_FARADAY[5]) == []  # always there: never below half
+    # On placement: the same absence is on record as exempt, and nothing is sent.
+    exempt = [r for r in pipeline.records("S-MA1") if r["rule_id"].startswith("attendance_below")]
+    seen = [(r["rule_id"], r["outcome"], r["reason"], r["detail"][:80]) for r in exempt]
+    assert exempt, seen
+    assert all((r["outcome"], r["reason"]) == ("suppressed", "exemption") for r in exempt), seen
+    assert "Exempt: placement from Monday 12 October 2026" in exempt[0]["detail"]
     delivered_to = {r["payload"]["student_id"] for r in pipeline.received()}
-    assert delivered_to.isdisjoint(STUDENTS_AT_FARADAY)
+    assert delivered_to.isdisjoint([*STUDENTS_AT_FARADAY, "S-MA1"])
     assert "S-MA0" in delivered_to
 
 
@@ -290,3 +304,25 @@ def test_replay_reports_who_was_reached_against_the_ground_truth(
     assert truth["engaged"]["reached"] <= 0.1 * truth["engaged"]["students"]
     assert report["replay"]["events_per_second"] > 0
     assert "Against the simulation's ground truth" in done.stdout
+
+
+def test_replay_reads_the_oulad_clickstream_and_compares_outcomes(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    fixtures = Path(__file__).parents[1] / "fixtures" / "oulad"
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "replay",
+         "--oulad-vle", str(fixtures / "studentVle.csv"),
+         "--oulad-sites", str(fixtures / "vle.csv"), "--oulad-start", "2013-10-07",
+         "--outcomes", str(fixtures / "studentOutcome.csv"), "--outcome-course", "AAA-2013J",
+         "--report", str(tmp_path / "report.json"), "--nudges", str(tmp_path / "n.jsonl")],
+        env=pipeline.env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["replay"]["events"] == 300
+    assert report["replay"]["refused"] == {}
+    assert report["students"] == 26
+    assert report["outcomes"]["students_with_outcome"] == 26
+    for rule in report["rules"]:  # 26 students: too few to show any group's outcomes
+        assert rule["outcomes"]["suppressed_small_group"] is True
