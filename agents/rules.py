@@ -163,7 +163,9 @@ def _quiet_since(
     return day - student.first_day + 1, f"before {pretty(student.first_day)}"
 
 
-def _inactivity(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+def _quiet_window(rule: Rule, student: Student, day: int) -> tuple[int, int, str] | None:
+    """(window start, days quiet, last active in words) when no day in the window shows
+    activity on the rule's sources; None otherwise, or before a full window since first sight."""
     start = day - rule.window_days + 1
     if start < student.first_day:
         return None
@@ -172,6 +174,14 @@ def _inactivity(rule: Rule, student: Student, day: int, model: ScoreModel) -> Fi
         if any(facts.active(s) for s in rule.sources):
             return None
     days, seen = _quiet_since(student, day, start, rule.sources)
+    return start, days, seen
+
+
+def _inactivity(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
+    quiet = _quiet_window(rule, student, day)
+    if quiet is None:
+        return None
+    start, days, seen = quiet
     names = {"vle": "online", "swipe": "on campus", "attendance": "at a timetabled session"}
     return Finding(
         start,
@@ -255,14 +265,10 @@ def _score_drop(rule: Rule, student: Student, day: int, model: ScoreModel) -> Fi
 def _no_contact(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
     if rule.applies_to == "sponsored_visa" and not student.sponsored_visa:
         return None
-    start = day - rule.window_days + 1
-    if start < student.first_day:
+    quiet = _quiet_window(rule, student, day)
+    if quiet is None:
         return None
-    for d in range(start, day + 1):
-        facts = student.day(d)
-        if any(facts.active(s) for s in rule.sources):
-            return None
-    days, seen = _quiet_since(student, day, start, rule.sources)
+    start, days, seen = quiet
     return Finding(
         start,
         {"days": days, "last_contact": seen},

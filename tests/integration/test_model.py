@@ -12,7 +12,6 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,22 +21,11 @@ import pytest
 from schemas.common import Source
 from stream.publisher import Publisher
 from stream.simulate import SimConfig, simulate
-from stream.stack import Endpoints
 from tests.integration.harness import TERM, Pipeline, mark, vle, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GRACE_H = 48
-
-
-@pytest.fixture
-def pipeline(stack: Endpoints, prefix: str, tmp_path: Path) -> Iterator[Pipeline]:
-    """A fresh deployment for one test."""
-    deployment = Pipeline(stack, prefix, tmp_path)
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,20 +13,10 @@ from agents.rules import Student, evaluate_day
 from agents.score import DayFacts
 from schemas.common import Source
 from schemas.rules import load_rules
-from stream.stack import Endpoints, LocalStack
+from stream.stack import LocalStack
 from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def pipeline(stack: Endpoints, prefix: str, tmp_path: Path) -> Iterator[Pipeline]:
-    """A fresh deployment for one test."""
-    deployment = Pipeline(stack, prefix, tmp_path)
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
 
 
 def cohort(
