@@ -70,6 +70,11 @@ class Detector:
         # the scores of closed days, which therefore never change either
         self._facts: dict[str, tuple[int, dict[int, DayFacts]]] = {}
         self._scores: dict[str, dict[int, float | None]] = {}
+        # The last closed day this worker knows is decided (health, and per partition), so a
+        # batch that closes no new day costs one read of the watermarks and nothing more. A
+        # partition another worker decided further is read from Redis, never assumed.
+        self._health_done = -1
+        self._decided: dict[int, int] = {}
 
     async def closed_day(self) -> int | None:
         """The last day every partition's watermark has passed by the grace period."""
@@ -83,12 +88,18 @@ class Detector:
         """Check health and decide every newly closed day for the given partitions."""
         detection = Detection()
         closed = await self.closed_day()
+        if closed is None:
+            return detection
+        todo = [p for p in sorted(set(partitions)) if self._decided.get(p, closed - 1) < closed]
+        if not todo and self._health_done >= closed:
+            detection.closed_day = closed  # decided here already: no Redis reads per batch
+            return detection
         first = await self.store.first_day()
-        if closed is None or first is None or closed < first:
+        if first is None or closed < first:
             return detection
         detection.closed_day = closed
         await self._health(first, closed, detection)
-        for partition in sorted(set(partitions)):
+        for partition in todo:
             await self._decide(partition, first, closed, detection)
         return detection
 
@@ -96,6 +107,7 @@ class Detector:
         done = await self.store.health_done()
         start = first if done is None else done + 1
         if start > closed:
+            self._health_done = closed
             return
         span = self.health.pattern_days
         activity: dict[str, dict[int, dict[tuple[str, int], int]]] = {}
@@ -111,6 +123,7 @@ class Detector:
 
         async def remember() -> None:
             await self.store.set_health_done(closed)
+            self._health_done = closed
 
         detection._after_send.append(remember)
 
@@ -118,6 +131,7 @@ class Detector:
         decided = await self.store.decided(partition)
         start = first if decided is None else decided + 1
         if start > closed:
+            self._decided[partition] = closed  # another worker got there first
             return
         members = await self.store.members(partition)
         low = start - self.rules.history_days
@@ -139,6 +153,7 @@ class Detector:
 
         async def remember() -> None:
             await self.store.commit_decisions(changed, partition, closed)
+            self._decided[partition] = closed
 
         detection._after_send.append(remember)
 

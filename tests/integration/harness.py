@@ -53,14 +53,14 @@ def vle(n: int, student: str, when: datetime, **extra: Any) -> dict[str, Any]:
     }
 
 
-def swipe(n: int, student: str, when: datetime) -> dict[str, Any]:
-    """A valid card swipe."""
+def swipe(n: int, student: str, when: datetime, building: str = "Library") -> dict[str, Any]:
+    """A valid card swipe at a building's door (the library gate by default)."""
     return {
         "event_id": f"s-{student}-{n}",
         "student_id": student,
         "occurred_at": when.isoformat(),
-        "reader_id": "LIB-1",
-        "building": "Library",
+        "reader_id": "LIB-1" if building == "Library" else f"{building[:3].upper()}-DOOR-1",
+        "building": building,
         "direction": "in",
     }
 
@@ -224,6 +224,14 @@ class Pipeline:
         """The lowest signals-partition watermark (ms; 0 until every partition has one)."""
         group = f"{self.prefix}.engagement-worker"
         raw = self.redis.hgetall(f"{self.prefix}:wm:{group}")
+        if len(raw) < self.settings.partitions:
+            return 0
+        return min(int(v) for v in raw.values())
+
+    def decided_through(self) -> int:
+        """The lowest last-decided day over the signals partitions (0 before any)."""
+        group = f"{self.prefix}.engagement-worker"
+        raw = self.redis.hgetall(f"{self.prefix}:decided:{group}")
         if len(raw) < self.settings.partitions:
             return 0
         return min(int(v) for v in raw.values())

@@ -21,7 +21,7 @@ import pytest
 from schemas.common import Source
 from stream.publisher import Publisher
 from stream.simulate import SimConfig, simulate
-from tests.integration.harness import TERM, Pipeline, mark, vle, wait_for
+from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,15 +88,6 @@ def replay(pipeline: Pipeline, *args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
 
-def decided_through(pipeline: Pipeline) -> int:
-    """The lowest last-decided day over the signals partitions (0 before any)."""
-    group = f"{pipeline.prefix}.engagement-worker"
-    raw = pipeline.redis.hgetall(f"{pipeline.prefix}:decided:{group}")
-    if len(raw) < pipeline.settings.partitions:
-        return 0
-    return min(int(v) for v in raw.values())
-
-
 def test_live_and_replay_make_exactly_the_same_decisions(pipeline: Pipeline) -> None:
     sim = simulate(SimConfig(students=80, weeks=4, seed=11))
     files = sim.write(pipeline.workdir / "sim")
@@ -127,9 +118,9 @@ def test_live_and_replay_make_exactly_the_same_decisions(pipeline: Pipeline) -> 
     report = json.loads((pipeline.workdir / "replay-report.json").read_text(encoding="utf-8"))
     closed = date.fromisoformat(report["period"]["last_day"]).toordinal()
     wait_for(
-        "the live worker to close the same days", lambda: decided_through(pipeline) >= closed, 120
+        "the live worker to close the same days", lambda: pipeline.decided_through() >= closed, 120
     )
-    assert decided_through(pipeline) == closed
+    assert pipeline.decided_through() == closed
     assert pipeline.metric("engagement_late_events_total") == 0
     topic = pipeline.settings.topics.nudges
     live_ids = {n["nudge_id"] for n in pipeline.topic(topic, len(replayed) + 1, timeout=5)}
@@ -146,17 +137,6 @@ MONDAY = TERM.replace(hour=0)  # Monday 5 October 2026, 00:00 UTC
 OUTAGE = range(14, 18)  # Monday to Thursday of the third week
 STUDENTS_AT_FARADAY = [f"S-PH{i}" for i in range(6)]
 STUDENTS_AT_NOETHER = [f"S-MA{i}" for i in range(6)]  # S-MA0 really stops coming
-
-
-def door(n: int, student: str, at: datetime, building: str) -> dict[str, Any]:
-    return {
-        "event_id": f"d-{student}-{n}",
-        "student_id": student,
-        "occurred_at": at.isoformat(),
-        "reader_id": f"{building[:3].upper()}-DOOR-1",
-        "building": building,
-        "direction": "in",
-    }
 
 
 def attendance(student: str, day: int) -> str:
@@ -194,7 +174,7 @@ def outage_scenario() -> tuple[
                 status = attendance(student, day)
                 if status == "present" and not (building == "Faraday" and day in OUTAGE):
                     events[Source.SWIPE].append(
-                        door(day, student, start - timedelta(minutes=5), building)
+                        swipe(day, student, start - timedelta(minutes=5), building)
                     )
                 if building == "Faraday" and day in OUTAGE:
                     status = "absent"  # the card reader saw nobody, so the register says absent
@@ -234,7 +214,7 @@ def test_a_door_outage_is_reported_and_never_turns_into_nudges(pipeline: Pipelin
     )
     pipeline.publish_all(events)
     last_closed = (MONDAY + timedelta(days=34) - timedelta(hours=GRACE_H)).date().toordinal() - 1
-    wait_for("every closed day decided", lambda: decided_through(pipeline) >= last_closed, 120)
+    wait_for("every closed day decided", lambda: pipeline.decided_through() >= last_closed, 120)
 
     gaps = pipeline.topic(pipeline.settings.topics.health, expected=len(OUTAGE))
     doors = [g for g in gaps if g["reason"] == "door_silent_during_session"]
