@@ -26,6 +26,11 @@ class Metrics:
     interventions: Counter
     deliveries: Counter
     redis_waits: Counter
+    preference_changes: Counter
+    review_open: Gauge
+    deferred_waiting: Gauge
+    outbox_waiting: Gauge
+    delivery_seconds: Histogram
     source_gaps: Counter
     reference_records: Counter
     closed_day: Gauge
@@ -86,7 +91,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         deliveries=Counter(
             "engagement_deliveries_total",
-            "Delivery attempts.",
+            "Deliveries by channel and result (ok, failed, circuit_open).",
             ["channel", "result"],
             registry=reg,
         ),
@@ -94,6 +99,33 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "engagement_redis_waits_total",
             "Times work waited because Redis was unavailable.",
             ["stage"],
+            registry=reg,
+        ),
+        preference_changes=Counter(
+            "engagement_preference_changes_total",
+            "Opt-out changes applied from the preferences topic.",
+            registry=reg,
+        ),
+        review_open=Gauge(
+            "engagement_review_open_items",
+            "Review items waiting for a member of staff.",
+            registry=reg,
+        ),
+        deferred_waiting=Gauge(
+            "engagement_deferred_prompts",
+            "Prompts waiting for the end of quiet hours.",
+            registry=reg,
+        ),
+        outbox_waiting=Gauge(
+            "engagement_interventions_outbox",
+            "Intervention records written to Redis but not yet acknowledged by the topic.",
+            registry=reg,
+        ),
+        delivery_seconds=Histogram(
+            "engagement_delivery_seconds",
+            "Time to deliver one message, retries included.",
+            ["transport"],
+            buckets=_LATENCY_BUCKETS,
             registry=reg,
         ),
         source_gaps=Counter(

@@ -1,19 +1,50 @@
-"""The intervention log of record: the topic, plus a per-student index in Redis to read back."""
+"""The intervention log of record: Redis first (index + outbox, atomically), then the topic.
+
+Keys, under the deployment's prefix ``{p}``:
+- ``{p}:recorded:{record_id}``   set once when a record is appended (the "decided" mark)
+- ``{p}:sending:{record_id}``    set before a delivery is attempted; cleared by the record
+- ``{p}:iv:{pseudonym}``         the student's records, oldest first (what they may read)
+- ``{p}:iv:outbox``              records appended but not yet acknowledged by the topic
+- ``{p}:iv:outbox:lock``         held by the one process publishing the outbox
+
+A record is appended to Redis in one script (mark, index and outbox together), then
+published to the ``interventions`` topic by an idempotent ``acks=all`` producer and taken
+off the outbox. A process that dies in between leaves the record in the outbox, and the next
+flush (any notifier's timer, or the next append) publishes it. The only way the topic can
+hold a record twice is a death after the broker acknowledged it and before it left the
+outbox; readers de-duplicate by ``record_id`` (the export does).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+import logging
+import secrets
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from schemas.interventions import InterventionRecord
+from schemas.interventions import InterventionRecord, Stage
+from sinks.producer import ProduceError, RecordProducer
+
+log = logging.getLogger("engagement.interventions")
+
+OUTBOX_BATCH: Final = 500
+LOCK_MS: Final = 30_000
 
 _APPEND = """
 local added = redis.call('SET', KEYS[1], '1', 'NX')
-if added then redis.call('RPUSH', KEYS[2], ARGV[1]) end
-redis.call('SET', KEYS[3], 'done')
+if added then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('RPUSH', KEYS[3], ARGV[1])
+end
+redis.call('DEL', KEYS[4])
 if added then return 1 end
+return 0
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -26,51 +57,113 @@ def record_id(nudge_id: str, stage: str) -> str:
 class InterventionLog:
     """Appends records; one record per nudge and stage, even when a write is repeated."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, topic: Any) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        *,
+        producer: RecordProducer | None = None,
+        topic: str | None = None,
+    ) -> None:
         self.redis = client
         self.prefix = prefix
+        self.producer = producer
         self.topic = topic
         self._append_script = client.register_script(_APPEND)
+        self._unlock_script = client.register_script(_UNLOCK)
 
     def _index(self, pseudonym: str) -> str:
         return f"{self.prefix}:iv:{pseudonym}"
 
-    def _done(self, nudge_id: str) -> str:
-        return f"{self.prefix}:nudge:{nudge_id}"
+    def recorded_key(self, rid: str) -> str:
+        """The key that exists once the record ``rid`` has been appended."""
+        return f"{self.prefix}:recorded:{rid}"
 
-    async def status(self, nudge_id: str) -> str | None:
-        """``sending`` while a delivery may be in flight, ``done`` once recorded, else None."""
-        value = await self.redis.get(self._done(nudge_id))
-        return value.decode() if isinstance(value, bytes) else value
+    def _sending(self, rid: str) -> str:
+        return f"{self.prefix}:sending:{rid}"
 
-    async def mark_sending(self, nudge_id: str) -> None:
-        """Note that a delivery is about to be attempted (a restart then re-sends it with the
-        same idempotency key instead of guessing)."""
-        await self.redis.set(self._done(nudge_id), "sending", nx=True)
+    @property
+    def outbox(self) -> str:
+        """The list of records not yet acknowledged by the topic."""
+        return f"{self.prefix}:iv:outbox"
+
+    async def status(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> str | None:
+        """``done`` once the stage recorded its decision, ``sending`` while a delivery may be
+        in flight (a restart re-sends with the same idempotency key), else None."""
+        rid = record_id(nudge_id, stage)
+        recorded, sending = await self.redis.mget(self.recorded_key(rid), self._sending(rid))
+        if recorded is not None:
+            return "done"
+        return "sending" if sending is not None else None
+
+    async def mark_sending(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> None:
+        """Note that a delivery is about to be attempted."""
+        await self.redis.set(self._sending(record_id(nudge_id, stage)), "1")
 
     async def append(self, record: InterventionRecord) -> bool:
-        """Publish and index ``record`` unless it was already; True when this call indexed it.
+        """Append ``record`` unless it already was; True when this call appended it.
 
-        The Redis index is written atomically with the nudge's ``done`` mark. A crash between
-        the topic write and the index can repeat the topic entry (same ``record_id``, which
-        consumers of the topic use to de-duplicate); the index never holds it twice.
-        """
-        await (
-            await self.topic.send(
-                key=record.pseudonym.encode(), value=record.model_dump_json().encode(), force=True
-            )
-        )
+        Publishing to the topic follows when this log has a producer; a failure to publish
+        leaves the record in the outbox for the next flush and is not raised."""
         added = await self._append_script(
             keys=[
-                f"{self.prefix}:recorded:{record.record_id}",
+                self.recorded_key(record.record_id),
                 self._index(record.pseudonym),
-                self._done(record.nudge_id),
+                self.outbox,
+                self._sending(record.record_id),
             ],
             args=[record.model_dump_json()],
         )
+        if self.producer is not None:
+            try:
+                await self.flush()
+            except ProduceError as exc:
+                log.warning("interventions topic unavailable (%s); records wait in the outbox", exc)
         return bool(added)
+
+    async def flush(self) -> int:
+        """Publish what waits in the outbox; the number of records published."""
+        if self.producer is None or self.topic is None:
+            return 0
+        token = secrets.token_hex(8)
+        lock = f"{self.outbox}:lock"
+        if not await self.redis.set(lock, token, nx=True, px=LOCK_MS):
+            return 0  # another process is publishing; it will take ours too
+        published = 0
+        try:
+            while True:
+                rows: list[Any] = await self.redis.lrange(self.outbox, 0, OUTBOX_BATCH - 1)
+                if not rows:
+                    return published
+                batch = [
+                    (InterventionRecord.model_validate_json(row).pseudonym.encode(), row)
+                    for row in rows
+                ]
+                await self.producer.send_many(self.topic, batch)
+                # Only the lock holder removes, and appends go to the tail: trimming the
+                # head removes exactly what was just published.
+                await self.redis.ltrim(self.outbox, len(rows), -1)
+                published += len(rows)
+        finally:
+            await self._unlock_script(keys=[lock], args=[token])
+
+    async def pending(self) -> int:
+        """Records appended but not yet on the topic."""
+        return int(await self.redis.llen(self.outbox))
 
     async def for_student(self, pseudonym: str) -> list[InterventionRecord]:
         """Every record about one student, oldest first."""
         rows = await self.redis.lrange(self._index(pseudonym), 0, -1)
         return [InterventionRecord.model_validate_json(row) for row in rows]
+
+    async def all_records(self) -> list[InterventionRecord]:
+        """Every indexed record (for the export), by scanning the per-student indexes."""
+        out: list[InterventionRecord] = []
+        pattern = f"{self.prefix}:iv:*"
+        async for key in self.redis.scan_iter(match=pattern, count=500):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            if name.startswith(self.outbox):
+                continue
+            rows: list[Any] = await self.redis.lrange(name, 0, -1)
+            out.extend(InterventionRecord.model_validate_json(row) for row in rows)
+        return out

@@ -1,67 +1,130 @@
-"""The notifier: from a nudge to a delivered, suppressed or failed decision, logged once.
+"""The notifier: from a nudge to exactly one recorded decision per stage.
 
-Order for every nudge: already decided? → needs a human? → preferences (fail closed: if they
-cannot be read, nothing is sent and the nudge waits) → recipient → deliver → record.
+Order for every nudge: already decided? → shadow or suppressed by the detector? → needs a
+human (invitation, referral: the review queue)? → preferences, read at send time (fail
+closed: if Redis cannot be read, nothing is sent and the nudge waits; the wait is recorded)
+→ a channel the student has not opted out of → quiet hours (the prompt is deferred, not
+dropped) → recipient → deliver → record.
+
+Deliveries are at-least-once towards the notification service and exactly-once as the
+student sees them: a ``sending`` mark is set before each delivery, and a notifier that dies
+before recording the result delivers again with the same idempotency key (the nudge id),
+which the service acknowledges as a repeat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from agents.reference import ReferenceStore
 from agents.state import EngagementStore
 from schemas.common import Reason
 from schemas.deadletter import DeadLetter
-from schemas.interventions import InterventionRecord, Outcome
-from schemas.nudges import Channel, Nudge, Tier
+from schemas.interventions import (
+    InterventionRecord,
+    Outcome,
+    RenderedMessage,
+    Stage,
+)
+from schemas.nudges import Channel, Nudge, Route, Tier
+from schemas.preferences import PreferenceChange, Preferences
+from sinks.deferred import DeferredPrompts
 from sinks.interventions import InterventionLog, record_id
+from sinks.messages import MessageTemplates
+from sinks.outbound import Outbound, Transport
 from sinks.preferences import PreferenceStore
-from sinks.webhook import WebhookChannel
+from sinks.producer import ProduceError
+from sinks.quiet import QuietHours
+from sinks.review import ReviewQueue
 from stream.app import Context
+from stream.pseudonym import Pseudonymiser
 
 log = logging.getLogger("engagement.notifier")
 
-NOTIFIER_STAGE = "notifier"
+T = TypeVar("T")
+REDIS_ERRORS: Final = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+DEFERRED_LEASE_S: Final = 120.0
+MIN_BREAKER_WAIT_S: Final = 0.2
 
 
-def render_message(nudge: Nudge) -> dict[str, str]:
-    """The student-facing text: what we noticed, why it matters, help, data access, opting out."""
-    body = (
-        f"{nudge.explanation.summary}\n\n"
-        "This is an automated message from your university's learning-analytics service. "
-        "It is not part of any assessment and does not affect your marks.\n"
-        "You can see all the data behind this message, and ask for anything wrong to be "
-        "corrected, in your student account.\n"
-        "If you would rather not receive automated messages like this one, you can turn them "
-        "off there at any time; your personal tutor remains available either way."
-    )
-    return {"subject": "Checking in about your studies", "body": body}
+def utc_now() -> datetime:
+    """The wall clock, as an aware UTC datetime."""
+    return datetime.now(UTC)
 
 
 class Notifier:
-    """Turns each nudge into exactly one intervention record."""
+    """Turns each nudge into its recorded decisions."""
 
-    def __init__(
+    def __init__(  # the notifier's collaborators, each a separate concern
         self,
         ctx: Context,
         *,
         preferences: PreferenceStore,
         interventions: InterventionLog,
         identities: EngagementStore,
-        webhook: WebhookChannel,
+        references: ReferenceStore,
+        review: ReviewQueue,
+        deferred: DeferredPrompts,
+        transports: Mapping[Channel, Transport],
+        messages: MessageTemplates,
+        quiet: QuietHours | None,
         dead_topic: Any,
+        recipient: str = "{student_id}@student.example.ac.uk",
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.ctx = ctx
         self.preferences = preferences
-        self.interventions = interventions
+        self.log = interventions
         self.identities = identities
-        self.webhook = webhook
+        self.references = references
+        self.review = review
+        self.deferred = deferred
+        self.transports = transports
+        self.messages = messages
+        self.quiet = quiet
         self.dead_topic = dead_topic
+        self.recipient = recipient
+        self.clock = clock
         self.metrics = ctx.metrics
+
+    # -- waiting for Redis -------------------------------------------------------------------
+
+    async def _patiently(self, stage: str, step: Callable[[float], Awaitable[T]]) -> T:
+        """Run ``step(waited_s)`` until Redis answers; ``waited_s`` is how long it has waited,
+        so the decision can record it. Nothing is sent while Redis cannot be read."""
+        delay = self.ctx.settings.redis_retry_s
+        first_failure: float | None = None
+        while True:
+            waited = 0.0 if first_failure is None else time.monotonic() - first_failure
+            try:
+                return await step(waited)
+            except REDIS_ERRORS as exc:
+                if first_failure is None:
+                    first_failure = time.monotonic()
+                self.metrics.redis_waits.labels(stage).inc()
+                log.warning("redis unavailable in %s (%s); retrying in %.1fs", stage, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- nudges ------------------------------------------------------------------------------
 
     async def handle(self, message: Any) -> None:
         """Decide one nudge message; waits (never drops) while Redis is unavailable."""
@@ -70,15 +133,11 @@ class Notifier:
         except ValidationError as exc:
             await self._refuse(message, f"not a valid nudge: {exc.errors()[0]['msg']}")
             return
+        await self._patiently("notify", lambda waited: self.decide(nudge, waited))
 
-        async def decide() -> None:
-            await self.decide(nudge)
-
-        await self.ctx.until_redis_answers("notify", decide)
-
-    async def decide(self, nudge: Nudge) -> None:
-        """The decision itself; safe to repeat after a failure at any point."""
-        status = await self.interventions.status(nudge.nudge_id)
+    async def decide(self, nudge: Nudge, waited_s: float = 0.0) -> None:
+        """The notifier's decision; safe to repeat after a failure at any point."""
+        status = await self.log.status(nudge.nudge_id)
         if status == "done":
             self.metrics.duplicates.inc()
             return
@@ -89,33 +148,112 @@ class Notifier:
                 "shadow_rule",
                 "Shadow rule: recorded so staff can judge the rule before it goes live; "
                 "nothing was sent and nobody was asked to act.",
+                message=self._would_send(nudge),
+                waited_s=waited_s,
             )
             return
         if nudge.suppressed is not None:
             why = " ".join(nudge.explanation.notes) or f"Not sent ({nudge.suppressed})."
-            await self._record(nudge, Outcome.SUPPRESSED, nudge.suppressed, why)
+            await self._record(nudge, Outcome.SUPPRESSED, nudge.suppressed, why, waited_s=waited_s)
             return
         if nudge.tier is not Tier.PROMPT:
-            who = nudge.route.value.replace("_", " ")
-            await self._record(
-                nudge,
-                Outcome.QUEUED_FOR_REVIEW,
-                "needs_human",
-                f"Queued for the {who} to decide whether and how to get in touch.",
-            )
+            await self._queue(nudge, waited_s)
             return
         preferences = await self.preferences.get(nudge.pseudonym)
-        allowed = tuple(c for c in nudge.channels if preferences.allows(c))
-        if not allowed:
+        channel = self._channel(nudge, preferences)
+        if channel is None:
+            await self._opted_out(nudge, Stage.NOTIFIER, waited_s)
+            return
+        now = self.clock()
+        # A delivery already under way ("sending") is finished, never deferred half-way.
+        if status is None and self.quiet is not None and self.quiet.contains(now):
+            due = self.quiet.ends_after(now)
+            await self.deferred.add(nudge, due)
+            local = due.astimezone(self.quiet.zone)
             await self._record(
                 nudge,
-                Outcome.SUPPRESSED,
-                "opted_out",
-                "Not sent: the student has opted out of automated prompts on "
-                + ", ".join(c.value for c in nudge.channels)
-                + ".",
+                Outcome.DEFERRED,
+                "quiet_hours",
+                f"Decided during quiet hours ({self.quiet.describe()}); it will be sent after "
+                f"{local:%H:%M on %d %b}, if the student has not opted out by then.",
+                channels=(channel,),
+                message=self.messages.render(nudge, channel),
+                deferred_until=due,
+                waited_s=waited_s,
             )
             return
+        await self._deliver(nudge, channel, Stage.NOTIFIER, waited_s)
+
+    async def deliver_deferred(self, nudge: Nudge, waited_s: float = 0.0) -> None:
+        """A prompt whose quiet hours are over: check preferences again, then deliver."""
+        status = await self.log.status(nudge.nudge_id, Stage.DEFERRED_DELIVERY)
+        if status != "done":
+            preferences = await self.preferences.get(nudge.pseudonym)
+            channel = self._channel(nudge, preferences)
+            now = self.clock()
+            if channel is None:
+                await self._opted_out(nudge, Stage.DEFERRED_DELIVERY, waited_s)
+            elif status is None and self.quiet is not None and self.quiet.contains(now):
+                await self.deferred.add(nudge, self.quiet.ends_after(now))  # not yet: wait on
+                return
+            else:
+                await self._deliver(nudge, channel, Stage.DEFERRED_DELIVERY, waited_s)
+        await self.deferred.finish(nudge.nudge_id)
+
+    async def _deliver_deferred_to(self, nudge: Nudge, waited_s: float) -> None:
+        await self.deliver_deferred(nudge, waited_s)
+
+    def _channel(self, nudge: Nudge, preferences: Preferences) -> Channel | None:
+        """The rule's first channel that is configured and that the student has not opted
+        out of: one message per nudge, never the same prompt on every channel."""
+        for channel in nudge.channels:
+            if channel in self.transports and preferences.allows(channel):
+                return channel
+        return None
+
+    def _would_send(self, nudge: Nudge) -> RenderedMessage | None:
+        if nudge.tier is not Tier.PROMPT:
+            return None
+        for channel in nudge.channels:
+            if channel in self.transports:
+                return self.messages.render(nudge, channel)
+        return None
+
+    async def _opted_out(self, nudge: Nudge, stage: Stage, waited_s: float) -> None:
+        await self._record(
+            nudge,
+            Outcome.SUPPRESSED,
+            "opted_out",
+            "Not sent: the student has opted out of automated prompts on "
+            + ", ".join(c.value for c in nudge.channels)
+            + ".",
+            stage=stage,
+            waited_s=waited_s,
+        )
+
+    async def _queue(self, nudge: Nudge, waited_s: float) -> None:
+        tutor: str | None = None
+        if nudge.route is Route.PERSONAL_TUTOR:
+            enrolment = (await self.references.enrolments([nudge.pseudonym])).get(nudge.pseudonym)
+            tutor = enrolment.personal_tutor if enrolment is not None else None
+        queue = self.review.queue_for(nudge.route, tutor)
+        await self.review.enqueue(nudge, queue, self.clock())
+        who = (
+            f"personal tutor {tutor}"
+            if tutor
+            else f"{nudge.route.value.replace('_', ' ')} team ({queue})"
+        )
+        await self._record(
+            nudge,
+            Outcome.QUEUED_FOR_REVIEW,
+            "needs_human",
+            f"Queued for the {who} to decide whether and how to get in touch; nothing is "
+            "sent to the student automatically.",
+            queue=queue,
+            waited_s=waited_s,
+        )
+
+    async def _deliver(self, nudge: Nudge, channel: Channel, stage: Stage, waited_s: float) -> None:
         student_id = await self.identities.identity(nudge.pseudonym)
         if student_id is None:
             await self._record(
@@ -123,70 +261,158 @@ class Notifier:
                 Outcome.FAILED,
                 "unknown_recipient",
                 "Not sent: the student's contact identity has expired or was erased.",
+                stage=stage,
+                waited_s=waited_s,
             )
             return
-        await self.interventions.mark_sending(nudge.nudge_id)
-        result = await self.webhook.deliver(
-            self._payload(nudge, student_id, allowed), nudge.nudge_id
+        rendering = self.messages.render_checked(nudge, channel)
+        if rendering.fallback is not None:
+            log.warning("message template: %s", rendering.fallback)
+        message = rendering.message
+        transport = self.transports[channel]
+        out = Outbound(
+            nudge_id=nudge.nudge_id,
+            channel=channel,
+            student_id=student_id,
+            address=self.recipient.format(student_id=student_id)
+            if transport.name == "smtp"
+            else None,
+            message=message,
+            payload=self._payload(nudge, student_id, channel, message),
         )
-        for channel in allowed:
-            self.metrics.deliveries.labels(channel.value, "ok" if result.ok else "failed").inc()
+        await self.log.mark_sending(nudge.nudge_id, stage)
+        started = time.perf_counter()
+        result = await transport.deliver(out)
+        while result.reason == "circuit_open":
+            # The service is failing: hold this prompt (and the ones behind it) until the
+            # breaker lets a trial through, rather than failing every prompt in the outage.
+            wait = max(transport.breaker.retry_in_s(), MIN_BREAKER_WAIT_S)
+            self.metrics.deliveries.labels(channel.value, "circuit_open").inc()
+            log.warning("%s transport circuit open; retrying in %.1fs", transport.name, wait)
+            await asyncio.sleep(wait)
+            result = await transport.deliver(out)
+        self.metrics.delivery_seconds.labels(transport.name).observe(time.perf_counter() - started)
+        self.metrics.deliveries.labels(channel.value, "ok" if result.ok else "failed").inc()
         if result.ok:
-            detail = (
-                f"Delivered to the notification service for {', '.join(c.value for c in allowed)}."
-            )
             await self._record(
-                nudge, Outcome.DELIVERED, "delivered", detail, allowed, result.attempts
+                nudge,
+                Outcome.DELIVERED,
+                "delivered",
+                f"Sent by {channel.value} through the notification service ({transport.name}).",
+                stage=stage,
+                channels=(channel,),
+                attempts=result.attempts,
+                message=message,
+                waited_s=waited_s,
             )
         else:
-            detail = f"Delivery failed after {result.attempts} attempts ({result.reason})."
             await self._record(
-                nudge, Outcome.FAILED, result.reason, detail, allowed, result.attempts
+                nudge,
+                Outcome.FAILED,
+                result.reason,
+                f"Not sent by {channel.value}: delivery failed after {result.attempts} "
+                f"attempts ({result.reason}).",
+                stage=stage,
+                channels=(channel,),
+                attempts=result.attempts,
+                message=message,
+                waited_s=waited_s,
             )
 
+    @staticmethod
     def _payload(
-        self, nudge: Nudge, student_id: str, channels: Sequence[Channel]
+        nudge: Nudge, student_id: str, channel: Channel, message: RenderedMessage
     ) -> dict[str, Any]:
+        """The document the notification service receives (webhook body, Kafka value)."""
         return {
             "schema_version": 1,
             "nudge_id": nudge.nudge_id,
             "student_id": student_id,
-            "channels": [c.value for c in channels],
+            "channel": channel.value,
             "tier": nudge.tier.value,
             "rule_id": nudge.rule_id,
             "rule_version": nudge.rule_version,
-            "message": render_message(nudge),
-            "explanation": nudge.explanation.model_dump(mode="json"),
+            "message": {"subject": message.subject, "body": message.body},
             "created_at": nudge.created_at.isoformat(),
         }
 
-    async def _record(
+    async def _record(  # every field of the record is a keyword
         self,
         nudge: Nudge,
         outcome: Outcome,
         reason: str,
         detail: str,
+        *,
+        stage: Stage = Stage.NOTIFIER,
         channels: tuple[Channel, ...] = (),
         attempts: int = 0,
+        message: RenderedMessage | None = None,
+        waited_s: float = 0.0,
+        deferred_until: datetime | None = None,
+        queue: str | None = None,
     ) -> None:
+        if waited_s >= 1:
+            detail += (
+                f" It waited {waited_s:.0f} s for the preference store, which could not be "
+                "read; nothing was sent meanwhile."
+            )
         record = InterventionRecord(
-            record_id=record_id(nudge.nudge_id, NOTIFIER_STAGE),
+            record_id=record_id(nudge.nudge_id, stage),
             nudge_id=nudge.nudge_id,
             pseudonym=nudge.pseudonym,
             rule_id=nudge.rule_id,
             rule_version=nudge.rule_version,
             tier=nudge.tier,
+            route=nudge.route,
+            stage=stage,
             outcome=outcome,
             reason=reason,
             detail=detail,
             channels=channels,
             attempts=attempts,
-            decided_at=datetime.now(UTC),
+            decided_at=self.clock(),
             summary=nudge.explanation.summary,
+            message=message,
+            waited_s=round(waited_s, 3),
+            deferred_until=deferred_until,
+            queue=queue,
         )
-        if await self.interventions.append(record):
+        if await self.log.append(record):
             self.metrics.interventions.labels(outcome.value).inc()
-        log.info("nudge %s: %s (%s)", nudge.nudge_id, outcome.value, reason)
+        log.info("nudge %s: %s (%s) at %s", nudge.nudge_id, outcome.value, reason, stage.value)
+
+    # -- the timer: outbox, due prompts, escalations ---------------------------------------------
+
+    async def tick(self) -> None:
+        """Publish waiting records, deliver prompts whose quiet hours are over, escalate
+        review items nobody has acted on. Redis being down only postpones this."""
+        try:
+            await self.log.flush()
+            for nudge in await self.deferred.take_due(self.clock(), lease_s=DEFERRED_LEASE_S):
+                await self._patiently("deferred", partial(self._deliver_deferred_to, nudge))
+            for record in await self.review.escalate_due(self.clock()):
+                self.metrics.interventions.labels(record.outcome.value).inc()
+            await self.log.flush()
+            self.metrics.deferred_waiting.set(await self.deferred.waiting())
+            self.metrics.outbox_waiting.set(await self.log.pending())
+        except (*REDIS_ERRORS, ProduceError) as exc:
+            log.warning("notifier timer postponed (%s)", exc)
+
+    # -- preference changes ------------------------------------------------------------------
+
+    async def change_preferences(self, message: Any, pseudonymise: Pseudonymiser) -> None:
+        """Apply one change from the preferences topic; a change it cannot read is
+        dead-lettered with the reason."""
+        try:
+            change = PreferenceChange.model_validate_json(message.value)
+        except ValidationError as exc:
+            await self._refuse(message, f"not a valid preference change: {exc.errors()[0]['msg']}")
+            return
+        pseudonym = pseudonymise(change.student_id)
+        await self._patiently(
+            "preferences", lambda _waited: self.preferences.apply(pseudonym, change)
+        )
+        self.metrics.preference_changes.inc()
 
     async def _refuse(self, message: Any, detail: str) -> None:
         letter = DeadLetter(
@@ -195,43 +421,8 @@ class Notifier:
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            received_at=datetime.now(UTC),
+            received_at=utc_now(),
             payload_excerpt="",
         )
         await (await self.dead_topic.send(value=letter.model_dump_json().encode(), force=True))
         self.metrics.dead_lettered.labels(letter.reason.value).inc()
-
-
-def register_notifier(ctx: Context, store: EngagementStore) -> Notifier:
-    """Register the notifier agent on the nudges topic."""
-    settings = ctx.settings
-    if not settings.webhook_url:
-        from stream.errors import ConfigError  # only needed on this path
-
-        msg = "ENGAGEMENT_WEBHOOK_URL is not set: the notifier needs the notification service URL"
-        raise ConfigError(msg)
-    names = settings.topics
-    app = ctx.app
-    nudges_topic = app.topic(names.nudges, partitions=settings.partitions)
-    interventions_topic = app.topic(names.interventions, partitions=settings.partitions)
-    dead_topic = app.topic(names.deadletter, partitions=settings.partitions)
-    notifier = Notifier(
-        ctx,
-        preferences=PreferenceStore(ctx.redis, settings.key_prefix),
-        interventions=InterventionLog(ctx.redis, settings.key_prefix, interventions_topic),
-        identities=store,
-        webhook=WebhookChannel(
-            settings.webhook_url,
-            timeout_s=settings.webhook_timeout_s,
-            attempts=settings.webhook_attempts,
-        ),
-        dead_topic=dead_topic,
-    )
-
-    async def notify(stream: Any) -> None:
-        async for events in stream.take_events(100, settings.batch_within_s):
-            for event in events:
-                await notifier.handle(event.message)
-
-    app.agent(nudges_topic, name="notifier", concurrency=1)(notify)
-    return notifier

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from stream.errors import EngagementError
+from stream.notifycli import add_parsers
 from stream.settings import ENV
 
 
@@ -100,86 +100,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prefs(args: argparse.Namespace) -> int:
-    """Show or change a student's opt-outs of automated prompts."""
-    import redis.asyncio as aioredis
-
-    from schemas.nudges import Channel
-    from schemas.preferences import Preferences
-    from sinks.preferences import PreferenceStore
-    from stream.pseudonym import Pseudonymiser
-    from stream.runtime import load_runtime
-
-    runtime = load_runtime()
-    pseudonym = Pseudonymiser(runtime.settings.pseudonym_key)(args.student_id)
-
-    async def go() -> Preferences:
-        client = aioredis.Redis.from_url(runtime.redis_url)
-        store = PreferenceStore(client, runtime.settings.key_prefix)
-        try:
-            current = await store.get(pseudonym)
-            if args.action == "show":
-                return current
-            channels = set(current.opted_out_channels)
-            opt_out_all = current.opt_out_all
-            for name in args.opt_out or []:
-                if name == "all":
-                    opt_out_all = True
-                else:
-                    channels.add(Channel(name))
-            for name in args.opt_in or []:
-                if name == "all":
-                    opt_out_all = False
-                    channels.clear()
-                else:
-                    channels.discard(Channel(name))
-            updated = Preferences(
-                opt_out_all=opt_out_all,
-                opted_out_channels=frozenset(channels),
-                updated_at=datetime.now(UTC),
-                source=args.source,
-            )
-            await store.set(pseudonym, updated)
-            return updated
-        finally:
-            await client.aclose()
-
-    prefs = asyncio.run(go())
-    print(prefs.model_dump_json(indent=2))
-    return 0
-
-
-def cmd_interventions(args: argparse.Namespace) -> int:
-    """Print every intervention record about one student (what they are entitled to see)."""
-    import redis.asyncio as aioredis
-
-    from sinks.interventions import InterventionLog
-    from stream.pseudonym import Pseudonymiser
-    from stream.runtime import load_runtime
-
-    runtime = load_runtime()
-    pseudonym = Pseudonymiser(runtime.settings.pseudonym_key)(args.student_id)
-
-    async def go() -> list[str]:
-        client = aioredis.Redis.from_url(runtime.redis_url)
-        try:
-            records = await InterventionLog(client, runtime.settings.key_prefix, None).for_student(
-                pseudonym
-            )
-        finally:
-            await client.aclose()
-        return [r.model_dump_json() for r in records]
-
-    for line in asyncio.run(go()):
-        print(line)
-    return 0
-
-
 def cmd_receiver(args: argparse.Namespace) -> int:
     """Run the local notification-service stand-in."""
     from stream.receiver import serve
 
-    serve(args.host, args.port, Path(args.out))
+    serve(
+        args.host, args.port, Path(args.out), args.secret or os.environ.get(ENV["webhook_secret"])
+    )
     return 0
 
 
@@ -270,24 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", help="also write events, roster, timetable and truth here")
     simulate.set_defaults(func=cmd_simulate)
 
-    prefs = sub.add_parser("prefs", help="show or set a student's opt-outs")
-    prefs.add_argument("action", choices=["show", "set"])
-    prefs.add_argument("student_id")
-    channels = ["all", "email", "sms", "app"]
-    prefs.add_argument("--opt-out", nargs="+", choices=channels)
-    prefs.add_argument("--opt-in", nargs="+", choices=channels)
-    prefs.add_argument("--source", default="cli", help="who made the change, for the history")
-    prefs.set_defaults(func=cmd_prefs)
-
-    interventions = sub.add_parser("interventions", help="read a student's intervention records")
-    interventions.add_argument("action", choices=["show"])
-    interventions.add_argument("student_id")
-    interventions.set_defaults(func=cmd_interventions)
+    add_parsers(sub)
 
     receiver = sub.add_parser("receiver", help="a local stand-in for the notification service")
     receiver.add_argument("--host", default="127.0.0.1")
     receiver.add_argument("--port", type=int, default=8080)
     receiver.add_argument("--out", default="received.jsonl")
+    receiver.add_argument(
+        "--secret", help="verify X-Engagement-Signature (default: ENGAGEMENT_WEBHOOK_SECRET)"
+    )
     receiver.set_defaults(func=cmd_receiver)
 
     reference = sub.add_parser(

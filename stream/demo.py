@@ -179,6 +179,11 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
             "ENGAGEMENT_TOPIC_PREFIX": f"{prefix}.",
             "ENGAGEMENT_KEY_PREFIX": prefix,
             "ENGAGEMENT_WEBHOOK_URL": f"http://127.0.0.1:{receiver_port}/notify",
+            "ENGAGEMENT_WEBHOOK_SECRET": secrets.token_hex(24),
+            # The demo compresses a term into seconds; quiet hours (21:00-08:00 by default)
+            # would hold every prompt if it ran in the evening. See the README on quiet hours.
+            "ENGAGEMENT_QUIET_HOURS": "off",
+            "ENGAGEMENT_NOTIFIER_TICK_S": "1",
             "ENGAGEMENT_STATE_DIR": str(workdir),
             # The simulated feeds stop when the term ends; count them idle after a few seconds
             # (not the default minute) so the last days close and are decided promptly.

@@ -26,6 +26,21 @@ ENV = {
     "webhook_url": "ENGAGEMENT_WEBHOOK_URL",
     "webhook_timeout_s": "ENGAGEMENT_WEBHOOK_TIMEOUT_S",
     "webhook_attempts": "ENGAGEMENT_WEBHOOK_ATTEMPTS",
+    "webhook_secret": "ENGAGEMENT_WEBHOOK_SECRET",
+    "channels": "ENGAGEMENT_CHANNELS",
+    "smtp_host": "ENGAGEMENT_SMTP_HOST",
+    "smtp_port": "ENGAGEMENT_SMTP_PORT",
+    "smtp_starttls": "ENGAGEMENT_SMTP_STARTTLS",
+    "smtp_username": "ENGAGEMENT_SMTP_USERNAME",
+    "smtp_password": "ENGAGEMENT_SMTP_PASSWORD",
+    "smtp_sender": "ENGAGEMENT_SMTP_SENDER",
+    "smtp_recipient": "ENGAGEMENT_SMTP_RECIPIENT",
+    "breaker_failures": "ENGAGEMENT_BREAKER_FAILURES",
+    "breaker_reset_s": "ENGAGEMENT_BREAKER_RESET_S",
+    "quiet_hours": "ENGAGEMENT_QUIET_HOURS",
+    "messages_file": "ENGAGEMENT_MESSAGES_FILE",
+    "teams_file": "ENGAGEMENT_TEAMS_FILE",
+    "notifier_tick_s": "ENGAGEMENT_NOTIFIER_TICK_S",
     "web_port": "ENGAGEMENT_WEB_PORT",
     "web_bind": "ENGAGEMENT_WEB_BIND",
     "max_message_bytes": "ENGAGEMENT_MAX_MESSAGE_BYTES",
@@ -79,6 +94,48 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=120, validation_alias=_env("webhook_timeout_s")
     )
     webhook_attempts: int = Field(default=4, ge=1, le=20, validation_alias=_env("webhook_attempts"))
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("webhook_secret"),
+        description="Shared secret of the X-Engagement-Signature HMAC-SHA256 header.",
+    )
+    channels: str = Field(
+        default="email=webhook,sms=webhook,app=webhook",
+        validation_alias=_env("channels"),
+        description="Which transport carries each channel: webhook, smtp or kafka.",
+    )
+    smtp_host: str | None = Field(default=None, validation_alias=_env("smtp_host"))
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias=_env("smtp_port"))
+    smtp_starttls: bool = Field(default=True, validation_alias=_env("smtp_starttls"))
+    smtp_username: str | None = Field(default=None, validation_alias=_env("smtp_username"))
+    smtp_password: SecretStr | None = Field(default=None, validation_alias=_env("smtp_password"))
+    smtp_sender: str | None = Field(default=None, validation_alias=_env("smtp_sender"))
+    smtp_recipient: str = Field(
+        default="{student_id}@student.example.ac.uk",
+        validation_alias=_env("smtp_recipient"),
+        description="A student's e-mail address, from their student id.",
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, le=1000, validation_alias=_env("breaker_failures")
+    )
+    breaker_reset_s: float = Field(
+        default=30.0, gt=0, le=3600, validation_alias=_env("breaker_reset_s")
+    )
+    quiet_hours: str = Field(
+        default="21:00-08:00",
+        validation_alias=_env("quiet_hours"),
+        description="Institution-time hours in which prompts wait (HH:MM[:SS]-HH:MM[:SS], "
+        "or 'off').",
+    )
+    messages_file: Path | None = Field(default=None, validation_alias=_env("messages_file"))
+    teams_file: Path | None = Field(default=None, validation_alias=_env("teams_file"))
+    notifier_tick_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("notifier_tick_s"),
+        description="Seconds between the notifier's checks for due prompts and escalations.",
+    )
     web_port: int = Field(default=6066, ge=1, le=65535, validation_alias=_env("web_port"))
     web_bind: str = Field(
         default="127.0.0.1",
@@ -154,6 +211,25 @@ class Settings(BaseSettings):
             raise ValueError(msg) from exc
         return value
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        from sinks.quiet import QuietHours  # sinks import settings' neighbours, not settings
+
+        QuietHours.parse(value, "UTC")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_routes(cls, value: str) -> str:
+        parse_channel_routes(value)
+        return value
+
+    @property
+    def channel_routes(self) -> dict[str, str]:
+        """Channel name → transport name."""
+        return parse_channel_routes(self.channels)
+
     @property
     def topics(self) -> TopicNames:
         """Topic names under this deployment's prefix."""
@@ -163,6 +239,34 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The institution's timezone, for day boundaries."""
         return ZoneInfo(self.timezone)
+
+
+CHANNEL_NAMES = ("email", "sms", "app")
+TRANSPORT_NAMES = ("webhook", "smtp", "kafka")
+
+
+def parse_channel_routes(value: str) -> dict[str, str]:
+    """``email=smtp,sms=webhook`` → {"email": "smtp", "sms": "webhook"}; a channel left out
+    is not used (its prompts go on the rule's next channel)."""
+    routes: dict[str, str] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        channel, sep, transport = (x.strip() for x in part.partition("="))
+        if not sep or channel not in CHANNEL_NAMES or transport not in TRANSPORT_NAMES:
+            msg = (
+                f"{part!r} is not channel=transport; channels are {', '.join(CHANNEL_NAMES)} "
+                f"and transports {', '.join(TRANSPORT_NAMES)}"
+            )
+            raise ValueError(msg)
+        if channel in routes:
+            msg = f"channel {channel!r} is given twice"
+            raise ValueError(msg)
+        routes[channel] = transport
+    if not routes:
+        msg = "no channel is configured; e.g. email=webhook,sms=webhook,app=webhook"
+        raise ValueError(msg)
+    return routes
 
 
 _FIELD_OF_ENV = {env: field for field, env in ENV.items()}

@@ -40,6 +40,16 @@ class TopicNames:
         return f"{self.prefix}engagement.interventions"
 
     @property
+    def preferences(self) -> str:
+        """Students' opt-out changes, keyed by student id (from the student app or the CLI)."""
+        return f"{self.prefix}engagement.preferences"
+
+    @property
+    def outbound(self) -> str:
+        """Messages for the notification service, when a channel's transport is Kafka."""
+        return f"{self.prefix}engagement.outbound"
+
+    @property
     def deadletter(self) -> str:
         """Refused input with a machine-readable reason and a redacted excerpt."""
         return f"{self.prefix}engagement.deadletter"
@@ -64,6 +74,8 @@ class TopicNames:
             self.signals,
             self.nudges,
             self.interventions,
+            self.preferences,
+            self.outbound,
             self.deadletter,
             self.health,
             *(self.reference(kind) for kind in REFERENCE_KINDS),

@@ -15,7 +15,7 @@ from agents.loader import ReferenceLoader
 from agents.reference import ReferenceStore
 from agents.state import EngagementStore
 from schemas.rules import RuleSet, RulesFileError, load_rules
-from sinks.notifier import register_notifier
+from sinks.service import register_notifier
 from stream.app import Context, Role, create_app
 from stream.errors import ConfigError
 from stream.pseudonym import Pseudonymiser
@@ -67,11 +67,11 @@ def build(
         ReferenceLoader(ctx, reference).register()
         services.append(RawIngest(ctx, store))
     else:
-        register_notifier(ctx, store)
+        register_notifier(ctx, store, ctx.rules)
     return app, ctx, services
 
 
-def preflight(runtime: Runtime) -> RuleSet:
+def preflight(runtime: Runtime, role: Role = "worker") -> RuleSet:
     """Check everything a process needs before it starts; stop with what to fix otherwise.
 
     The rules file is validated first (no connection needed), then the broker and Redis must
@@ -83,6 +83,10 @@ def preflight(runtime: Runtime) -> RuleSet:
         rules = load_rules(settings.rules_file)
     except RulesFileError as exc:
         raise ConfigError(str(exc)) from None
+    if role == "notifier":
+        from sinks.config import load_notifier_config  # the worker needs none of it
+
+        load_notifier_config(settings, rules)  # channels, messages, teams: before connecting
     services = LocalStack(
         settings.state_dir, kafka_bootstrap=runtime.kafka_bootstrap, redis_url=runtime.redis_url
     )
@@ -94,7 +98,7 @@ def preflight(runtime: Runtime) -> RuleSet:
 def run(runtime: Runtime, role: Role) -> Any:
     """Run a worker or the notifier until it is stopped (SIGTERM/SIGINT)."""
     settings = runtime.settings
-    rules = preflight(runtime)
+    rules = preflight(runtime, role)
     app, _, services = build(runtime, role, rules)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     worker = faust.Worker(app, *services, loglevel=settings.log_level.lower(), quiet=True)

@@ -80,6 +80,9 @@ def mark(n: int, student: str, when: datetime, status: str) -> dict[str, Any]:
     }
 
 
+WEBHOOK_SECRET = "integration-webhook-secret-0123456789"  # noqa: S105  # test secret
+
+
 class Pipeline:
     """One isolated deployment (own topics, keys and key) on the session's stack."""
 
@@ -101,6 +104,10 @@ class Pipeline:
             "ENGAGEMENT_KEY_PREFIX": prefix,
             "ENGAGEMENT_WEBHOOK_URL": f"http://127.0.0.1:{self.receiver_port}/notify",
             "ENGAGEMENT_WEBHOOK_ATTEMPTS": "2",
+            "ENGAGEMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            # Tests run at any hour; the ones about quiet hours set their own.
+            "ENGAGEMENT_QUIET_HOURS": "off",
+            "ENGAGEMENT_NOTIFIER_TICK_S": "0.5",
             "ENGAGEMENT_STATE_DIR": str(workdir),
             "ENGAGEMENT_REDIS_RETRY_S": "0.2",
             "ENGAGEMENT_BATCH_WITHIN_S": "0.02",
@@ -121,6 +128,7 @@ class Pipeline:
         if command == "receiver":
             port = self.receiver_port
             args = ["receiver", "--port", str(port), "--out", str(self.received_path)]
+            args += ["--secret", WEBHOOK_SECRET]
         child = Child(name, args, env, self.workdir).start()
         self.children.append(child)
         self.ports[name] = port

@@ -271,6 +271,7 @@ def test_topics_job_creates_every_topic(services: dict[str, dict[str, Any]]) -> 
         assert "retention.ms=259200000" in lines[raw], raw  # 3 days
     assert "retention.ms=2592000000" in lines[TopicNames().deadletter]  # 30 days
     assert "retention.ms=-1" in lines[TopicNames().interventions]
+    assert "retention.ms=-1" in lines[TopicNames().preferences]  # opt-out history
     for kind in REFERENCE_KINDS:
         assert lines[TopicNames().reference(kind)] == "cleanup.policy=compact"
 

@@ -1,0 +1,100 @@
+"""The notifier's configuration, checked as a whole before it starts.
+
+Every problem is collected and reported together, each naming the environment variable or
+file to fix: a channel routed to a transport that is not set up, a webhook without its
+secret, SMTP without a host or sender, a prompt rule none of whose channels is configured,
+and errors in the message templates or the teams file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.nudges import Channel, Tier
+from schemas.review import TeamsConfig, load_teams
+from schemas.rules import RuleSet
+from sinks.messages import MessageTemplates, load_messages
+from sinks.quiet import QuietHours
+from stream.errors import ConfigError
+from stream.settings import ENV, Settings
+
+MIN_SECRET = 16
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    """Validated parts the notifier is built from."""
+
+    routes: dict[Channel, str]
+    messages: MessageTemplates
+    teams: TeamsConfig
+    quiet: QuietHours | None
+
+
+def _transport_problems(settings: Settings, used: set[str]) -> list[str]:
+    problems: list[str] = []
+    if "webhook" in used:
+        if not settings.webhook_url:
+            problems.append(
+                f"{ENV['webhook_url']} is not set, but {ENV['channels']} sends a channel by "
+                "webhook: set the notification service's URL, or route the channel elsewhere"
+            )
+        elif not settings.webhook_url.startswith(("http://", "https://")):
+            problems.append(f"{ENV['webhook_url']} must be an http:// or https:// URL")
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+        if len(secret) < MIN_SECRET:
+            problems.append(
+                f"{ENV['webhook_secret']} must be set to a shared secret of at least "
+                f"{MIN_SECRET} characters (the notification service verifies "
+                "X-Engagement-Signature with it); e.g. `openssl rand -hex 32`"
+            )
+    if "smtp" in used:
+        if not settings.smtp_host:
+            problems.append(f"{ENV['smtp_host']} is not set, but a channel is sent by SMTP")
+        if not settings.smtp_sender or "@" not in settings.smtp_sender:
+            problems.append(
+                f"{ENV['smtp_sender']} must be the From address of the e-mails, e.g. "
+                "student-support@example.ac.uk"
+            )
+        if "{student_id}" not in settings.smtp_recipient:
+            problems.append(
+                f"{ENV['smtp_recipient']} must contain {{student_id}}, e.g. "
+                "{student_id}@student.example.ac.uk"
+            )
+        if settings.smtp_username and not settings.smtp_password:
+            problems.append(
+                f"{ENV['smtp_username']} is set without {ENV['smtp_password']}: set both or neither"
+            )
+    return problems
+
+
+def load_notifier_config(settings: Settings, rules: RuleSet) -> NotifierConfig:
+    """Validate and load everything the notifier needs, or stop with every problem listed."""
+    routes = {Channel(name): transport for name, transport in settings.channel_routes.items()}
+    problems = _transport_problems(settings, set(routes.values()))
+    for rule in rules.rules:
+        if rule.tier is Tier.PROMPT and rule.mode != "off":
+            if not any(Channel(c) in routes for c in rule.channels):
+                problems.append(
+                    f"rule {rule.id!r} sends on {', '.join(str(c) for c in rule.channels)}, "
+                    f"none of which {ENV['channels']} configures"
+                )
+    messages: MessageTemplates | None = None
+    teams: TeamsConfig | None = None
+    quiet: QuietHours | None = None
+    try:
+        messages = load_messages(settings.messages_file, rules)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    try:
+        staff = {r.route for r in rules.rules if r.tier is not Tier.PROMPT and r.mode != "off"}
+        teams = load_teams(settings.teams_file, routes=staff)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    try:
+        quiet = QuietHours.parse(settings.quiet_hours, settings.timezone)
+    except ValueError as exc:
+        problems.append(f"{ENV['quiet_hours']}: {exc}")
+    if problems or messages is None or teams is None:
+        raise ConfigError("The notifier cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
+    return NotifierConfig(routes=routes, messages=messages, teams=teams, quiet=quiet)

@@ -1,0 +1,66 @@
+"""Prompts deferred by quiet hours, waiting in Redis until they are due.
+
+``{p}:deferred`` is a sorted set of nudge ids scored by the time (ms) they are due, and
+``{p}:deferred:nudge:{nudge_id}`` holds each nudge. A notifier takes a due prompt by moving
+its score forward by a lease, in one script, so two notifiers never take the same one; a
+notifier that dies holding it loses the lease and the prompt is taken again. It leaves the
+set only after its decision is recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from schemas.nudges import Nudge
+
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return due
+"""
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class DeferredPrompts:
+    """Add, take when due, and finish deferred prompts."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.redis = client
+        self.key = f"{prefix}:deferred"
+        self._claim = client.register_script(_CLAIM)
+
+    def _nudge(self, nudge_id: str) -> str:
+        return f"{self.key}:nudge:{nudge_id}"
+
+    async def add(self, nudge: Nudge, due: datetime) -> None:
+        """Keep ``nudge`` until ``due`` (adding it again only moves its time)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._nudge(nudge.nudge_id), nudge.model_dump_json())
+            pipe.zadd(self.key, {nudge.nudge_id: _ms(due)})
+            await pipe.execute()
+
+    async def take_due(self, now: datetime, *, lease_s: float, limit: int = 100) -> list[Nudge]:
+        """Prompts due at ``now``, each held for ``lease_s`` by this caller."""
+        ids = await self._claim(
+            keys=[self.key], args=[_ms(now), _ms(now) + int(lease_s * 1000), limit]
+        )
+        if not ids:
+            return []
+        rows = await self.redis.mget([self._nudge(i.decode()) for i in ids])
+        return [Nudge.model_validate_json(row) for row in rows if row is not None]
+
+    async def finish(self, nudge_id: str) -> None:
+        """The prompt's decision is recorded: forget it."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.key, nudge_id)
+            pipe.delete(self._nudge(nudge_id))
+            await pipe.execute()
+
+    async def waiting(self) -> int:
+        """How many prompts are deferred."""
+        return int(await self.redis.zcard(self.key))
