@@ -73,6 +73,13 @@ def register_notifier(ctx: Context, store: EngagementStore, rules: RuleSet) -> N
     """Register the notifier's agents (nudges, preference changes) and its timer."""
     settings = ctx.settings
     config = load_notifier_config(settings, rules)
+    if config.messages.example_fields:
+        log.warning(
+            "the messages file %s still has example values for %s: students would be sent "
+            "to example.ac.uk; set ENGAGEMENT_MESSAGES_FILE to the institution's own file",
+            config.messages.source,
+            ", ".join(config.messages.example_fields),
+        )
     names = settings.topics
     app = ctx.app
     producer = RecordProducer(ctx.kafka_bootstrap, client_id="engagement-notifier")
