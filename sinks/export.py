@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from schemas.interventions import InterventionRecord
+from schemas.interventions import InterventionRecord, Outcome
 from sinks.xapi import DEFAULT_PLATFORM, case_statements
 
 
@@ -81,6 +81,10 @@ def write_exports(
         else:
             row["student_id"] = student_id
         record_lines.append(_line(row))
+        if record.outcome is Outcome.SHADOW:
+            # A shadow rule's decision reached nobody: it is evidence for judging the rule,
+            # kept in the JSONL, not an intervention for the student-records system.
+            continue
         statements = case_statements(
             record, student_id=student_id, homepage=homepage, platform=platform
         )

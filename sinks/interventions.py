@@ -64,11 +64,15 @@ class InterventionLog:
         *,
         producer: RecordProducer | None = None,
         topic: str | None = None,
+        autoflush: bool = True,
     ) -> None:
         self.redis = client
         self.prefix = prefix
         self.producer = producer
         self.topic = topic
+        # The notifier publishes once per batch of nudges instead (one acknowledgement for
+        # many records); a command-line decision publishes at once.
+        self.autoflush = autoflush
         self._append_script = client.register_script(_APPEND)
         self._unlock_script = client.register_script(_UNLOCK)
 
@@ -114,7 +118,7 @@ class InterventionLog:
             ],
             args=[record.model_dump_json()],
         )
-        if self.producer is not None:
+        if self.producer is not None and self.autoflush:
             try:
                 await self.flush()
             except ProduceError as exc:

@@ -381,6 +381,14 @@ class Notifier:
             self.metrics.interventions.labels(outcome.value).inc()
         log.info("nudge %s: %s (%s) at %s", nudge.nudge_id, outcome.value, reason, stage.value)
 
+    async def publish_records(self) -> None:
+        """Publish the records of the batch just decided; if the broker or Redis cannot take
+        them now they stay in the outbox for the timer."""
+        try:
+            await self.log.flush()
+        except (*REDIS_ERRORS, ProduceError) as exc:
+            log.warning("intervention records wait in the outbox (%s)", exc)
+
     # -- the timer: outbox, due prompts, escalations ---------------------------------------------
 
     async def tick(self) -> None:

@@ -84,7 +84,11 @@ def register_notifier(ctx: Context, store: EngagementStore, rules: RuleSet) -> N
     app = ctx.app
     producer = RecordProducer(ctx.kafka_bootstrap, client_id="engagement-notifier")
     interventions = InterventionLog(
-        ctx.redis, settings.key_prefix, producer=producer, topic=names.interventions
+        ctx.redis,
+        settings.key_prefix,
+        producer=producer,
+        topic=names.interventions,
+        autoflush=False,
     )
     pseudonymise = Pseudonymiser(settings.pseudonym_key)
     notifier = Notifier(
@@ -112,6 +116,7 @@ def register_notifier(ctx: Context, store: EngagementStore, rules: RuleSet) -> N
         async for events in stream.take_events(100, settings.batch_within_s):
             for event in events:
                 await notifier.handle(event.message)
+            await notifier.publish_records()
 
     async def preferences(stream: Any) -> None:
         async for events in stream.take_events(100, settings.batch_within_s):

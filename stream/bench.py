@@ -322,10 +322,18 @@ def latency(endpoints: Endpoints, workdir: Path, rate: int, seconds: int) -> Fig
     return figures
 
 
-def run_bench(
-    *, events: int, envelope_size: int, rate: int, latency_seconds: int, out: Path | None
+def run_bench(  # one keyword per command-line option
+    *,
+    events: int,
+    envelope_size: int,
+    rate: int,
+    latency_seconds: int,
+    out: Path | None,
+    part: str = "all",
+    nudges: int = 5000,
 ) -> int:
-    """Run the throughput runs (with envelopes, and one event per message) and the latency run."""
+    """Run the worker's throughput runs (with envelopes, and one event per message) and its
+    latency run, and the notifier's delivery run; ``part`` picks one side."""
     workdir = Path(".engagement") / "bench"
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -334,6 +342,22 @@ def run_bench(
     }
     with LocalStack(workdir / "stack") as stack:
         endpoints = stack.endpoints
+        if part in ("all", "notifier"):
+            from stream.notifybench import notifier_bench
+
+            print(f"notifier: {nudges} prompts through the signed webhook ...", flush=True)
+            delivery = notifier_bench(endpoints, workdir, nudges)
+            results["notifier_webhook"] = delivery
+            print(
+                f"  {delivery['delivered_per_second']:,.0f} delivered prompts/s "
+                f"({delivery['delivered']} in {delivery['seconds']:.1f}s; "
+                f"notifier peak RSS {delivery['notifier_peak_rss_mib'] or 0:.0f} MiB)",
+                flush=True,
+            )
+        if part == "notifier":
+            if out is not None:
+                out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            return 0
         sizes = [envelope_size] if envelope_size == 1 else [envelope_size, 1]
         for size in sizes:
             count = events if size > 1 else min(events, 50_000)

@@ -127,6 +127,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rate=args.rate,
         latency_seconds=args.latency_seconds,
         out=Path(args.out) if args.out else None,
+        part=args.part,
+        nudges=args.nudges,
     )
 
 
@@ -249,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=int, default=2000, help="events/s for the latency phase")
     bench.add_argument("--latency-seconds", type=int, default=20)
     bench.add_argument("--out", help="also write the figures as JSON here")
+    bench.add_argument("--part", choices=["all", "worker", "notifier"], default="all")
+    bench.add_argument("--nudges", type=int, default=5000, help="prompts for the notifier run")
     bench.set_defaults(func=cmd_bench)
     return parser
 

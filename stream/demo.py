@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -12,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from kafka import KafkaProducer
 from pydantic import SecretStr
 
-from schemas.preferences import Preferences
+from schemas.preferences import PreferenceChange
 from stream.eventtime import day_start_ms, local_day
 from stream.processes import Child, ProcessError, free_port, scrape, total
 from stream.pseudonym import Pseudonymiser
@@ -32,15 +36,63 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _opt_out_some(
-    sim: Simulation, client: redis.Redis, prefix: str, pseudonymise: Pseudonymiser
-) -> set[str]:
-    """Opt a deterministic share of students out of all automated prompts."""
+def _opt_out_some(sim: Simulation, bootstrap: str, topic: str) -> set[str]:
+    """A deterministic share of students opt out of all automated prompts, through the
+    preferences topic as the student app would."""
     chosen = sorted(sim.truth.students)[:: int(1 / OPT_OUT_SHARE)]
-    prefs = Preferences(opt_out_all=True, updated_at=datetime.now(UTC), source="demo")
-    for student_id in chosen:
-        client.set(f"{prefix}:prefs:{pseudonymise(student_id)}", prefs.model_dump_json())
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    for n, student_id in enumerate(chosen):
+        change = PreferenceChange(
+            change_id=f"demo-{n}",
+            student_id=student_id,
+            opt_out_all=True,
+            changed_at=datetime.now(UTC),
+            source="student-app",
+        )
+        producer.send(topic, key=student_id.encode(), value=change.model_dump_json().encode())
+    producer.flush()
+    producer.close()
     return set(chosen)
+
+
+def _engagement(env: dict[str, str], *args: str) -> str:
+    """Run an ``engagement`` sub-command the way a member of staff would; return its output."""
+    done = subprocess.run(  # noqa: S603  # our own interpreter and module
+        [sys.executable, "-m", "stream.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        msg = f"engagement {' '.join(args)} failed:\n{done.stderr}"
+        raise ProcessError(msg)
+    return done.stdout
+
+
+def _review_demo(env: dict[str, str], client: redis.Redis, prefix: str) -> None:
+    """Show the review queue as staff see it, and record one staff decision."""
+    open_items = client.zcard(f"{prefix}:review:open")
+    _say(f"\nReview queue: {open_items} invitations and referrals wait for staff; none was sent")
+    _say("to a student automatically. The busiest personal tutor's queue (`engagement review")
+    tutors: Counter[str] = Counter()
+    for key in client.scan_iter(match=f"{prefix}:review:queue:tutor:*"):
+        tutors[key.decode().rsplit(":", 1)[1]] = int(client.zcard(key))
+    if not tutors:
+        _say("list`): empty")
+        return
+    tutor, _ = tutors.most_common(1)[0]
+    _say(f"list --staff {tutor}`), first lines:")
+    listing = _engagement(env, "review", "list", "--staff", tutor).splitlines()
+    for line in listing[:7]:
+        _say("  " + line)
+    first = next(line.split()[3] for line in listing[1:] if line.strip() and "n_" in line)
+    _say(f"\n{tutor} gets in touch with the student and records it (`engagement review decide")
+    _say(f"{first} --staff {tutor} --action contacted`):")
+    decided = _engagement(env, "review", "decide", first, "--staff", tutor, "--action", "contacted")
+    for line in decided.splitlines():
+        _say("  " + line)
 
 
 def _wait_settled(
@@ -151,12 +203,12 @@ def _report(
     lines = received.read_text(encoding="utf-8").splitlines() if received.exists() else []
     if lines:
         payload: dict[str, Any] = json.loads(lines[0])["payload"]
-        _say("\nOne nudge as the notification service received it:")
+        _say("\nOne prompt as the notification service received it (signed, idempotency key):")
         _say(
             f"  nudge {payload['nudge_id']}  rule {payload['rule_id']} "
-            f"v{payload['rule_version']}  tier {payload['tier']}  channels {payload['channels']}"
+            f"v{payload['rule_version']}  tier {payload['tier']}  channel {payload['channel']}"
         )
-        _say("  explanation: " + json.dumps(payload["explanation"], indent=2).replace("\n", "\n  "))
+        _say(f"  subject: {payload['message']['subject']}")
         _say("  message:\n    " + payload["message"]["body"].replace("\n", "\n    "))
 
 
@@ -214,10 +266,10 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
                 )
                 _say(f"{kind}: {loaded.summary().splitlines()[0]}")
             pseudonymise = Pseudonymiser(SecretStr(key))
-            opted_out = _opt_out_some(sim, client, prefix, pseudonymise)
             receiver.wait_http(receiver_port)
             worker.wait_http(worker_port)
             notifier.wait_http(notifier_port)
+            opted_out = _opt_out_some(sim, endpoints.kafka_bootstrap, settings.topics.preferences)
             _say(f"publishing {len(sim.events)} events and {len(sim.malformed)} bad inputs ...")
             t0 = time.monotonic()
             with Publisher(endpoints.kafka_bootstrap, topics=settings.topics) as publisher:
@@ -248,6 +300,7 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
                 received,
                 time.monotonic() - t0,
             )
+            _review_demo(env, client, prefix)
         finally:
             client.close()
             for child in (notifier, worker, receiver):

@@ -538,3 +538,22 @@ DOC_EXAMPLE = make(
 def test_the_example_in_the_docs_is_what_the_mapping_produces() -> None:
     blocks = re.findall(r"```json\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
     assert [json.loads(b) for b in blocks] == statements_of(DOC_EXAMPLE)[:2]
+
+
+def test_a_shadow_decision_is_kept_in_the_jsonl_but_not_sent_to_student_records(
+    tmp_path: Path,
+) -> None:
+    shadow = make(Outcome.SHADOW, nudge_id="n_shadow")
+    report = write_exports(
+        [make(), shadow],
+        {PSEUDONYM: "S1234567"},
+        jsonl=tmp_path / "log.jsonl",
+        xapi=tmp_path / "xapi.jsonl",
+        homepage=HOME,
+    )
+    assert {row["outcome"] for row in lines(tmp_path / "log.jsonl")} == {"delivered", "shadow"}
+    cases = {
+        s["object"]["id"] for s in lines(tmp_path / "xapi.jsonl") if "case" in s["object"]["id"]
+    }
+    assert all("n_shadow" not in case for case in cases)
+    assert report.statements == 3  # create, note and close for the delivered prompt only
