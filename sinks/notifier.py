@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -134,6 +134,18 @@ class Notifier:
             await self._refuse(message, f"not a valid nudge: {exc.errors()[0]['msg']}")
             return
         await self._patiently("notify", lambda waited: self.decide(nudge, waited))
+
+    async def handle_many(self, messages: Sequence[Any]) -> None:
+        """Decide a batch of nudges, up to ``notifier_concurrency`` at a time: each nudge is
+        independent (its own id, record and idempotency key), and most of a decision's time
+        is spent waiting for Redis and the notification service."""
+        limit = asyncio.Semaphore(self.ctx.settings.notifier_concurrency)
+
+        async def one(message: Any) -> None:
+            async with limit:
+                await self.handle(message)
+
+        await asyncio.gather(*(one(m) for m in messages))
 
     async def decide(self, nudge: Nudge, waited_s: float = 0.0) -> None:
         """The notifier's decision; safe to repeat after a failure at any point."""

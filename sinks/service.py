@@ -114,8 +114,7 @@ def register_notifier(ctx: Context, store: EngagementStore, rules: RuleSet) -> N
 
     async def notify(stream: Any) -> None:
         async for events in stream.take_events(100, settings.batch_within_s):
-            for event in events:
-                await notifier.handle(event.message)
+            await notifier.handle_many([event.message for event in events])
             await notifier.publish_records()
 
     async def preferences(stream: Any) -> None:

@@ -37,7 +37,7 @@ DRAIN_TIMEOUT_S = 600.0
 def _prompt_template() -> Nudge:
     """A real prompt from the default rules: no VLE activity for seven days."""
     first = date(2026, 10, 5).toordinal()
-    who = Student("p_template", first, {first: DayFacts(vle=1)})
+    who = Student("p_" + "0" * 32, first, {first: DayFacts(vle=1)})
     rules = load_rules()
     return next(
         nudge
@@ -108,7 +108,7 @@ def notifier_bench(endpoints: Endpoints, workdir: Path, count: int) -> dict[str,
                 raise ProcessError(msg)
             samples = scrape(notifier_port)
             decided = total(samples, "engagement_interventions_total")
-            delivered = samples.get('engagement_interventions_total{outcome="delivered"}', 0.0)
+            delivered = samples.get("engagement_interventions_total{outcome=delivered}", 0.0)
             if started is None and decided > 0:
                 started = time.monotonic()
             if decided >= count:

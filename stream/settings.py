@@ -41,6 +41,7 @@ ENV = {
     "messages_file": "ENGAGEMENT_MESSAGES_FILE",
     "teams_file": "ENGAGEMENT_TEAMS_FILE",
     "notifier_tick_s": "ENGAGEMENT_NOTIFIER_TICK_S",
+    "notifier_concurrency": "ENGAGEMENT_NOTIFIER_CONCURRENCY",
     "web_port": "ENGAGEMENT_WEB_PORT",
     "web_bind": "ENGAGEMENT_WEB_BIND",
     "max_message_bytes": "ENGAGEMENT_MAX_MESSAGE_BYTES",
@@ -129,6 +130,13 @@ class Settings(BaseSettings):
     )
     messages_file: Path | None = Field(default=None, validation_alias=_env("messages_file"))
     teams_file: Path | None = Field(default=None, validation_alias=_env("teams_file"))
+    notifier_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        validation_alias=_env("notifier_concurrency"),
+        description="Nudges of one batch decided and delivered at the same time.",
+    )
     notifier_tick_s: float = Field(
         default=5.0,
         gt=0,
