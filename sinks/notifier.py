@@ -39,6 +39,7 @@ from schemas.interventions import (
 )
 from schemas.nudges import Channel, Nudge, Route, Tier
 from schemas.preferences import PreferenceChange, Preferences
+from sinks.cooldown import PromptCooldown
 from sinks.deferred import DeferredPrompts
 from sinks.interventions import InterventionLog, record_id
 from sinks.messages import MessageTemplates
@@ -86,6 +87,7 @@ class Notifier:
         transports: Mapping[Channel, Transport],
         messages: MessageTemplates,
         quiet: QuietHours | None,
+        cooldown: PromptCooldown,
         dead_topic: Any,
         recipient: str = "{student_id}@student.example.ac.uk",
         clock: Callable[[], datetime] = utc_now,
@@ -100,6 +102,7 @@ class Notifier:
         self.transports = transports
         self.messages = messages
         self.quiet = quiet
+        self.cooldown = cooldown
         self.dead_topic = dead_topic
         self.recipient = recipient
         self.clock = clock
@@ -277,6 +280,20 @@ class Notifier:
                 waited_s=waited_s,
             )
             return
+        held_since = await self.cooldown.claim(nudge.pseudonym, nudge.nudge_id, self.clock())
+        if held_since is not None:
+            hours = self.cooldown.ms / 3_600_000
+            await self._record(
+                nudge,
+                Outcome.SUPPRESSED,
+                "cooldown",
+                f"Not sent: the student was sent another automated message at "
+                f"{held_since:%H:%M on %d %b %Y} (UTC), and we send at most one every "
+                f"{hours:g} hours.",
+                stage=stage,
+                waited_s=waited_s,
+            )
+            return
         rendering = self.messages.render_checked(nudge, channel)
         if rendering.fallback is not None:
             log.warning("message template: %s", rendering.fallback)
@@ -318,6 +335,7 @@ class Notifier:
                 waited_s=waited_s,
             )
         else:
+            await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
             await self._record(
                 nudge,
                 Outcome.FAILED,

@@ -11,6 +11,7 @@ from schemas.nudges import Channel
 from schemas.rules import RuleSet
 from sinks.breaker import CircuitBreaker
 from sinks.config import NotifierConfig, load_notifier_config
+from sinks.cooldown import PromptCooldown
 from sinks.deferred import DeferredPrompts
 from sinks.interventions import InterventionLog
 from sinks.kafkachannel import KafkaChannel
@@ -108,6 +109,7 @@ def register_notifier(ctx: Context, store: EngagementStore, rules: RuleSet) -> N
         transports=build_transports(settings, config, producer),
         messages=config.messages,
         quiet=config.quiet,
+        cooldown=PromptCooldown(ctx.redis, settings.key_prefix, settings.prompt_cooldown_hours),
         dead_topic=app.topic(names.deadletter, partitions=settings.partitions),
         recipient=settings.smtp_recipient,
     )

@@ -146,6 +146,46 @@ def _by_label(samples: dict[str, float], name: str) -> dict[str, float]:
     return out
 
 
+def _student_outcomes(
+    sim: Simulation,
+    client: redis.Redis,
+    prefix: str,
+    pseudonymise: Pseudonymiser,
+    opted_out: set[str],
+) -> tuple[Counter[str], Counter[str]]:
+    """Report suppressions and opt-outs from the students' own records; return who was
+    reached and how many there were, by persona."""
+    reached: Counter[str] = Counter()
+    people: Counter[str] = Counter()
+    why_not: Counter[str] = Counter()
+    to_opted_out: Counter[str] = Counter()
+    for student_id, truth in sim.truth.students.items():
+        people[truth.persona.value] += 1
+        rows = [
+            json.loads(r) for r in client.lrange(f"{prefix}:iv:{pseudonymise(student_id)}", 0, -1)
+        ]
+        if rows:
+            reached[truth.persona.value] += 1
+        why_not.update(r["reason"] for r in rows if r["outcome"] == "suppressed")
+        if student_id in opted_out:
+            to_opted_out.update(r["outcome"] for r in rows if r["tier"] == "prompt")
+    _say("\nSuppressed, by reason:")
+    for reason, count in sorted(why_not.items()):
+        _say(f"  {reason:<20} {count:>4}")
+    if "cooldown" in why_not:
+        _say(
+            "  (cooldown: a student is sent at most one automated prompt every "
+            "ENGAGEMENT_PROMPT_COOLDOWN_HOURS, 72 by default; the demo plays four weeks in "
+            "seconds, so a second prompt within the term lands inside that period)"
+        )
+    _say(
+        f"\n{len(opted_out)} students had opted out of automated prompts (through the "
+        f"preferences topic); prompts about them: {to_opted_out['suppressed']} suppressed, "
+        f"{to_opted_out['delivered']} delivered."
+    )
+    return reached, people
+
+
 def _report(
     sim: Simulation,
     w: dict[str, float],
@@ -181,20 +221,7 @@ def _report(
     _say("\nDecisions (intervention records), by outcome:")
     for label, value in sorted(_by_label(n, "engagement_interventions_total").items()):
         _say(f"  {label.split('=')[1]:<20} {int(value):>4}")
-    reached: Counter[str] = Counter()
-    people: Counter[str] = Counter()
-    suppressed_opted_out = 0
-    for student_id, truth in sim.truth.students.items():
-        people[truth.persona.value] += 1
-        rows = client.lrange(f"{prefix}:iv:{pseudonymise(student_id)}", 0, -1)
-        if rows:
-            reached[truth.persona.value] += 1
-        if student_id in opted_out:
-            suppressed_opted_out += sum(1 for r in rows if json.loads(r)["outcome"] == "suppressed")
-    _say(
-        f"\n{len(opted_out)} students had opted out of automated prompts; "
-        f"{suppressed_opted_out} nudges to them were suppressed, none delivered."
-    )
+    reached, people = _student_outcomes(sim, client, prefix, pseudonymise, opted_out)
     _say("\nSimulated disengaging students who were nudged:")
     for persona in DISENGAGING:
         _say(f"  {persona.value:<20} {reached[persona.value]:>3} of {people[persona.value]:>3}")

@@ -41,6 +41,7 @@ ENV = {
     "messages_file": "ENGAGEMENT_MESSAGES_FILE",
     "teams_file": "ENGAGEMENT_TEAMS_FILE",
     "notifier_tick_s": "ENGAGEMENT_NOTIFIER_TICK_S",
+    "prompt_cooldown_hours": "ENGAGEMENT_PROMPT_COOLDOWN_HOURS",
     "notifier_concurrency": "ENGAGEMENT_NOTIFIER_CONCURRENCY",
     "web_port": "ENGAGEMENT_WEB_PORT",
     "web_bind": "ENGAGEMENT_WEB_BIND",
@@ -130,6 +131,13 @@ class Settings(BaseSettings):
     )
     messages_file: Path | None = Field(default=None, validation_alias=_env("messages_file"))
     teams_file: Path | None = Field(default=None, validation_alias=_env("teams_file"))
+    prompt_cooldown_hours: float = Field(
+        default=72,
+        ge=0,
+        le=24 * 60,
+        validation_alias=_env("prompt_cooldown_hours"),
+        description="At most one automated prompt per student in this many hours (0: off).",
+    )
     notifier_concurrency: int = Field(
         default=16,
         ge=1,

@@ -34,6 +34,7 @@ from schemas.reference import RosterEntry
 from schemas.review import DEFAULT_TEAMS, load_teams
 from schemas.rules import load_rules
 from sinks.breaker import CircuitBreaker
+from sinks.cooldown import PromptCooldown
 from sinks.deferred import DeferredPrompts
 from sinks.interventions import InterventionLog
 from sinks.messages import load_messages
@@ -204,6 +205,7 @@ async def _build(
     quiet: str = "off",
     teams_path: Path | None = None,
     now: datetime = NOON,
+    cooldown_hours: float = 0,
 ) -> Parts:
     config = load_settings(
         pseudonym_key=KEY,
@@ -245,6 +247,7 @@ async def _build(
         transports=transports,
         messages=load_messages(None, rules),
         quiet=QuietHours.parse(quiet, "Europe/London"),
+        cooldown=PromptCooldown(client, prefix, cooldown_hours),
         dead_topic=None,
         clock=clock,
     )
@@ -364,6 +367,30 @@ async def test_an_open_breaker_holds_prompts_until_the_service_is_back(
     outcomes = {r.nudge_id: r.outcome for r in await parts.records(first.pseudonym)}
     assert outcomes == {first.nudge_id: Outcome.FAILED, second.nudge_id: Outcome.DELIVERED}
     assert list(service.delivered) == [second.nudge_id]
+
+
+@pytest.mark.asyncio
+async def test_a_student_gets_at_most_one_prompt_in_the_cooling_off_period(
+    stack: Endpoints, prefix: str, service: Service
+) -> None:
+    parts = await build(stack, prefix, every_channel(webhook(service)), cooldown_hours=72)
+    service.script = [500] * 3  # the first prompt fails: it does not use up the period
+    failed, first, second = (numbered(vle_prompt(), n) for n in (1, 2, 3))
+    await parts.notifier.decide(failed)
+    await asyncio.gather(parts.notifier.decide(first), parts.notifier.decide(second))
+    parts.clock.now = NOON + timedelta(hours=73)
+    third = numbered(vle_prompt(), 4)
+    await parts.notifier.decide(third)
+    outcomes = {r.nudge_id: (r.outcome, r.reason) for r in await parts.records(first.pseudonym)}
+    assert outcomes[failed.nudge_id] == (Outcome.FAILED, "http_500")
+    assert sorted(outcomes[n.nudge_id] for n in (first, second)) == [
+        (Outcome.DELIVERED, "delivered"),
+        (Outcome.SUPPRESSED, "cooldown"),
+    ]
+    assert outcomes[third.nudge_id] == (Outcome.DELIVERED, "delivered")  # the period is over
+    assert len(service.delivered) == 2
+    held = next(r for r in await parts.records(first.pseudonym) if r.reason == "cooldown")
+    assert "at most one every 72 hours" in held.detail
 
 
 # -- SMTP ------------------------------------------------------------------------------------------
