@@ -227,6 +227,12 @@ class Settings(BaseSettings):
             raise ValueError(msg) from exc
         return value
 
+    @field_validator("rules_file", "messages_file", "teams_file", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        # The compose file passes `${VAR:-}`: an empty value means "use the shipped file".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours(cls, value: str) -> str:

@@ -224,6 +224,8 @@ def test_secrets_are_required_from_the_environment(services: dict[str, dict[str,
         assert re.fullmatch(r"\$\{ENGAGEMENT_PSEUDONYM_KEY:\?[^}]+\}", key), name
     webhook = _environment(services["notifier"])[ENV["webhook_url"]]
     assert re.fullmatch(r"\$\{ENGAGEMENT_WEBHOOK_URL:\?[^}]+\}", webhook)
+    secret = _environment(services["notifier"])[ENV["webhook_secret"]]
+    assert re.fullmatch(r"\$\{ENGAGEMENT_WEBHOOK_SECRET:\?[^}]+\}", secret)
 
 
 def test_engagement_services_wait_for_their_dependencies(

@@ -136,3 +136,28 @@ def test_settings_are_frozen() -> None:
     assert isinstance(settings, Settings)
     with pytest.raises(ValueError, match="frozen"):
         settings.partitions = 9
+
+
+def test_an_empty_file_setting_means_the_shipped_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose passes `${ENGAGEMENT_MESSAGES_FILE:-}` when the operator sets nothing.
+    monkeypatch.setenv("ENGAGEMENT_MESSAGES_FILE", "")
+    monkeypatch.setenv("ENGAGEMENT_TEAMS_FILE", " ")
+    settings = load_settings(pseudonym_key="k" * 20)
+    assert settings.messages_file is None and settings.teams_file is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("ENGAGEMENT_CHANNELS", "email=pigeon", "channel=transport"),
+        ("ENGAGEMENT_CHANNELS", "email=smtp,email=webhook", "given twice"),
+        ("ENGAGEMENT_QUIET_HOURS", "9pm-8am", "HH:MM"),
+    ],
+)
+def test_notifier_settings_name_the_variable_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(pseudonym_key="k" * 20)
+    assert variable in str(caught.value) and says in str(caught.value)
