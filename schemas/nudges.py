@@ -6,7 +6,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.common import SCHEMA_VERSION, WireModel
 from schemas.signals import Pseudonym
@@ -81,3 +81,12 @@ class Nudge(WireModel):
     published_at_ms: int | None = Field(
         default=None, description="Publish time of the newest event behind it, when known."
     )
+
+    @model_validator(mode="after")
+    def _only_prompts_reach_the_student(self) -> Nudge:
+        # The rules file refuses this too; a nudge from anywhere else is checked here, so an
+        # invitation or referral can never be taken for a message to the student.
+        if (self.tier is Tier.PROMPT) != (self.route is Route.STUDENT):
+            msg = f"a {self.tier.value} cannot be routed to {self.route.value}"
+            raise ValueError(msg)
+        return self

@@ -9,8 +9,9 @@ and errors in the message templates or the teams file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
-from schemas.nudges import Channel, Tier
+from schemas.nudges import Channel, Route, Tier
 from schemas.review import TeamsConfig, load_teams
 from schemas.rules import RuleSet
 from sinks.messages import MessageTemplates, load_messages
@@ -31,6 +32,21 @@ class NotifierConfig:
     quiet: QuietHours | None
 
 
+def _recipient_ok(template: str) -> bool:
+    if "{student_id}" not in template:
+        return False
+    try:
+        address = template.format(student_id="S0000001")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return "@" in address and not any(c.isspace() for c in address)
+
+
+def staff_routes(rules: RuleSet) -> set[Route]:
+    """The routes to staff that the rules in use can take (each needs a team)."""
+    return {r.route for r in rules.rules if r.tier is not Tier.PROMPT and r.mode != "off"}
+
+
 def _transport_problems(settings: Settings, used: set[str]) -> list[str]:
     problems: list[str] = []
     if "webhook" in used:
@@ -39,8 +55,12 @@ def _transport_problems(settings: Settings, used: set[str]) -> list[str]:
                 f"{ENV['webhook_url']} is not set, but {ENV['channels']} sends a channel by "
                 "webhook: set the notification service's URL, or route the channel elsewhere"
             )
-        elif not settings.webhook_url.startswith(("http://", "https://")):
-            problems.append(f"{ENV['webhook_url']} must be an http:// or https:// URL")
+        else:
+            url = urlparse(settings.webhook_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                problems.append(
+                    f"{ENV['webhook_url']} must be an http:// or https:// URL with a host"
+                )
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
         if len(secret) < MIN_SECRET:
             problems.append(
@@ -56,10 +76,10 @@ def _transport_problems(settings: Settings, used: set[str]) -> list[str]:
                 f"{ENV['smtp_sender']} must be the From address of the e-mails, e.g. "
                 "student-support@example.ac.uk"
             )
-        if "{student_id}" not in settings.smtp_recipient:
+        if not _recipient_ok(settings.smtp_recipient):
             problems.append(
-                f"{ENV['smtp_recipient']} must contain {{student_id}}, e.g. "
-                "{student_id}@student.example.ac.uk"
+                f"{ENV['smtp_recipient']} must be an address with {{student_id}} and no other "
+                "placeholder, e.g. {student_id}@student.example.ac.uk"
             )
         if settings.smtp_username and not settings.smtp_password:
             problems.append(
@@ -87,8 +107,7 @@ def load_notifier_config(settings: Settings, rules: RuleSet) -> NotifierConfig:
     except ConfigError as exc:
         problems.append(str(exc))
     try:
-        staff = {r.route for r in rules.rules if r.tier is not Tier.PROMPT and r.mode != "off"}
-        teams = load_teams(settings.teams_file, routes=staff)
+        teams = load_teams(settings.teams_file, routes=staff_routes(rules))
     except ConfigError as exc:
         problems.append(str(exc))
     try:

@@ -9,7 +9,7 @@ set only after its decision is recorded.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
@@ -53,6 +53,11 @@ class DeferredPrompts:
             return []
         rows = await self.redis.mget([self._nudge(i.decode()) for i in ids])
         return [Nudge.model_validate_json(row) for row in rows if row is not None]
+
+    async def due(self, nudge_id: str) -> datetime | None:
+        """When a deferred prompt is due (or taken until), or None if it is not deferred."""
+        score = await self.redis.zscore(self.key, nudge_id)
+        return None if score is None else datetime.fromtimestamp(score / 1000, tz=UTC)
 
     async def finish(self, nudge_id: str) -> None:
         """The prompt's decision is recorded: forget it."""

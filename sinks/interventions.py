@@ -25,12 +25,13 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 
 from schemas.interventions import InterventionRecord, Stage
+from schemas.nudges import Channel
 from sinks.producer import ProduceError, RecordProducer
 
 log = logging.getLogger("engagement.interventions")
 
 OUTBOX_BATCH: Final = 500
-LOCK_MS: Final = 30_000
+LOCK_MS: Final = 120_000  # four times the producer's acknowledgement timeout
 
 _APPEND = """
 local added = redis.call('SET', KEYS[1], '1', 'NX')
@@ -41,6 +42,15 @@ end
 redis.call('DEL', KEYS[4])
 if added then return 1 end
 return 0
+"""
+
+# Trim what was just published, and keep the lock, only while it is still ours: a holder whose
+# lock ran out must not remove what the next holder has read.
+_TRIM = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
+return 1
 """
 
 _UNLOCK = """
@@ -75,6 +85,7 @@ class InterventionLog:
         self.autoflush = autoflush
         self._append_script = client.register_script(_APPEND)
         self._unlock_script = client.register_script(_UNLOCK)
+        self._trim_script = client.register_script(_TRIM)
 
     def _index(self, pseudonym: str) -> str:
         return f"{self.prefix}:iv:{pseudonym}"
@@ -100,9 +111,23 @@ class InterventionLog:
             return "done"
         return "sending" if sending is not None else None
 
-    async def mark_sending(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> None:
-        """Note that a delivery is about to be attempted."""
-        await self.redis.set(self._sending(record_id(nudge_id, stage)), "1")
+    async def mark_sending(
+        self, nudge_id: str, stage: Stage = Stage.NOTIFIER, channel: Channel = Channel.EMAIL
+    ) -> None:
+        """Note that a delivery on ``channel`` is about to be attempted."""
+        await self.redis.set(self._sending(record_id(nudge_id, stage)), channel.value)
+
+    async def sending_channel(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> Channel | None:
+        """The channel of a delivery begun and not recorded (None if none was begun)."""
+        value = await self.redis.get(self._sending(record_id(nudge_id, stage)))
+        if value is None:
+            return None
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        return Channel(text) if text in {c.value for c in Channel} else None
+
+    async def clear_sending(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> None:
+        """Nothing was sent after all (the transport refused to try)."""
+        await self.redis.delete(self._sending(record_id(nudge_id, stage)))
 
     async def append(self, record: InterventionRecord) -> bool:
         """Append ``record`` unless it already was; True when this call appended it.
@@ -146,7 +171,12 @@ class InterventionLog:
                 await self.producer.send_many(self.topic, batch)
                 # Only the lock holder removes, and appends go to the tail: trimming the
                 # head removes exactly what was just published.
-                await self.redis.ltrim(self.outbox, len(rows), -1)
+                kept = await self._trim_script(
+                    keys=[self.outbox, lock], args=[token, len(rows), LOCK_MS]
+                )
+                if not kept:  # the lock ran out: the next holder publishes (and trims) these
+                    log.warning("outbox lock lost after publishing %d records", len(rows))
+                    return published
                 published += len(rows)
         finally:
             await self._unlock_script(keys=[lock], args=[token])

@@ -43,7 +43,7 @@ from sinks.cooldown import PromptCooldown
 from sinks.deferred import DeferredPrompts
 from sinks.interventions import InterventionLog, record_id
 from sinks.messages import MessageTemplates
-from sinks.outbound import Outbound, Transport
+from sinks.outbound import CIRCUIT_OPEN, Outbound, Transport
 from sinks.preferences import PreferenceStore
 from sinks.producer import ProduceError
 from sinks.quiet import QuietHours
@@ -62,13 +62,22 @@ REDIS_ERRORS: Final = (
     TimeoutError,
     OSError,
 )
-DEFERRED_LEASE_S: Final = 120.0
+DEFERRED_PER_TICK: Final = 10
 MIN_BREAKER_WAIT_S: Final = 0.2
 
 
 def utc_now() -> datetime:
     """The wall clock, as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+class HoldOn(Exception):  # a signal to wait, not an error
+    """A transport's circuit breaker is open: nothing was sent; decide again after a wait."""
+
+    def __init__(self, channel: str, transport: str, wait_s: float) -> None:
+        super().__init__(f"the {transport} transport's circuit breaker is open")
+        self.channel = channel
+        self.wait_s = max(wait_s, MIN_BREAKER_WAIT_S)
 
 
 class Notifier:
@@ -130,25 +139,51 @@ class Notifier:
     # -- nudges ------------------------------------------------------------------------------
 
     async def handle(self, message: Any) -> None:
-        """Decide one nudge message; waits (never drops) while Redis is unavailable."""
-        try:
-            nudge = Nudge.model_validate_json(message.value)
-        except ValidationError as exc:
-            await self._refuse(message, f"not a valid nudge: {exc.errors()[0]['msg']}")
-            return
-        await self._patiently("notify", lambda waited: self.decide(nudge, waited))
+        """Decide one nudge message."""
+        await self.handle_many([message])
 
     async def handle_many(self, messages: Sequence[Any]) -> None:
         """Decide a batch of nudges, up to ``notifier_concurrency`` at a time: each nudge is
         independent (its own id, record and idempotency key), and most of a decision's time
-        is spent waiting for Redis and the notification service."""
+        is spent waiting for Redis and the notification service. A nudge that appears twice
+        in the batch is decided once."""
+        nudges: dict[str, tuple[Nudge, Any]] = {}
+        for message in messages:
+            try:
+                nudge = Nudge.model_validate_json(message.value)
+            except ValidationError as exc:
+                await self._refuse(message, f"not a valid nudge: {exc.errors()[0]['msg']}")
+                continue
+            if nudge.nudge_id in nudges:
+                self.metrics.duplicates.inc()
+                continue
+            nudges[nudge.nudge_id] = (nudge, message)
         limit = asyncio.Semaphore(self.ctx.settings.notifier_concurrency)
 
-        async def one(message: Any) -> None:
+        async def one(nudge: Nudge, message: Any) -> None:
             async with limit:
-                await self.handle(message)
+                await self._decide_until_done(nudge, message)
 
-        await asyncio.gather(*(one(m) for m in messages))
+        await asyncio.gather(*(one(n, m) for n, m in nudges.values()))
+
+    async def _decide_until_done(self, nudge: Nudge, message: Any) -> None:
+        """Decide one nudge; wait (never drop) while Redis cannot be read or the transport's
+        circuit breaker is open, then decide again from the start: preferences and quiet
+        hours are read afresh after every wait."""
+        while True:
+            try:
+                await self._patiently("notify", partial(self.decide, nudge))
+                return
+            except HoldOn as hold:
+                self.metrics.deliveries.labels(hold.channel, "circuit_open").inc()
+                log.warning(
+                    "nudge %s held: %s; retrying in %.1fs", nudge.nudge_id, hold, hold.wait_s
+                )
+                await asyncio.sleep(hold.wait_s)
+            except Exception as exc:  # one bad nudge must not stop the agent
+                log.exception("nudge %s could not be decided", nudge.nudge_id)
+                await self._refuse(message, f"could not be decided: {exc}", Reason.PROCESSING_ERROR)
+                return
 
     async def decide(self, nudge: Nudge, waited_s: float = 0.0) -> None:
         """The notifier's decision; safe to repeat after a failure at any point."""
@@ -175,21 +210,26 @@ class Notifier:
             await self._queue(nudge, waited_s)
             return
         preferences = await self.preferences.get(nudge.pseudonym)
+        if status == "sending":
+            await self._resume(nudge, preferences, Stage.NOTIFIER, waited_s)
+            return
         channel = self._channel(nudge, preferences)
         if channel is None:
             await self._opted_out(nudge, Stage.NOTIFIER, waited_s)
             return
         now = self.clock()
-        # A delivery already under way ("sending") is finished, never deferred half-way.
-        if status is None and self.quiet is not None and self.quiet.contains(now):
+        due = await self.deferred.due(nudge.nudge_id)  # deferred before its record was lost?
+        if due is None and self.quiet is not None and self.quiet.contains(now):
             due = self.quiet.ends_after(now)
             await self.deferred.add(nudge, due)
-            local = due.astimezone(self.quiet.zone)
+        if due is not None:
+            local = due.astimezone(self.ctx.settings.zone)
+            hours = f" ({self.quiet.describe()})" if self.quiet is not None else ""
             await self._record(
                 nudge,
                 Outcome.DEFERRED,
                 "quiet_hours",
-                f"Decided during quiet hours ({self.quiet.describe()}); it will be sent after "
+                f"Decided during quiet hours{hours}; it will be sent after "
                 f"{local:%H:%M on %d %b}, if the student has not opted out by then.",
                 channels=(channel,),
                 message=self.messages.render(nudge, channel),
@@ -201,19 +241,40 @@ class Notifier:
 
     async def deliver_deferred(self, nudge: Nudge, waited_s: float = 0.0) -> None:
         """A prompt whose quiet hours are over: check preferences again, then deliver."""
-        status = await self.log.status(nudge.nudge_id, Stage.DEFERRED_DELIVERY)
+        stage = Stage.DEFERRED_DELIVERY
+        status = await self.log.status(nudge.nudge_id, stage)
         if status != "done":
             preferences = await self.preferences.get(nudge.pseudonym)
             channel = self._channel(nudge, preferences)
             now = self.clock()
-            if channel is None:
-                await self._opted_out(nudge, Stage.DEFERRED_DELIVERY, waited_s)
-            elif status is None and self.quiet is not None and self.quiet.contains(now):
+            if status == "sending":
+                await self._resume(nudge, preferences, stage, waited_s)
+            elif channel is None:
+                await self._opted_out(nudge, stage, waited_s)
+            elif self.quiet is not None and self.quiet.contains(now):
                 await self.deferred.add(nudge, self.quiet.ends_after(now))  # not yet: wait on
                 return
             else:
-                await self._deliver(nudge, channel, Stage.DEFERRED_DELIVERY, waited_s)
+                await self._deliver(nudge, channel, stage, waited_s)
         await self.deferred.finish(nudge.nudge_id)
+
+    async def _resume(
+        self, nudge: Nudge, preferences: Preferences, stage: Stage, waited_s: float
+    ) -> None:
+        """Finish a delivery a stopped notifier had begun: on the same channel and with the
+        same idempotency key (so the service sees a repeat), unless the student has opted
+        out of that channel since."""
+        channel = await self.log.sending_channel(nudge.nudge_id, stage)
+        if channel is None or channel not in self.transports or not preferences.allows(channel):
+            await self._opted_out(
+                nudge,
+                stage,
+                waited_s,
+                note=" A delivery had been started before the notifier stopped; it was not "
+                "attempted again.",
+            )
+            return
+        await self._deliver(nudge, channel, stage, waited_s)
 
     async def _deliver_deferred_to(self, nudge: Nudge, waited_s: float) -> None:
         await self.deliver_deferred(nudge, waited_s)
@@ -234,14 +295,17 @@ class Notifier:
                 return self.messages.render(nudge, channel)
         return None
 
-    async def _opted_out(self, nudge: Nudge, stage: Stage, waited_s: float) -> None:
+    async def _opted_out(self, nudge: Nudge, stage: Stage, waited_s: float, note: str = "") -> None:
+        await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)  # claimed before a crash?
+        usable = [c.value for c in nudge.channels if c in self.transports]
         await self._record(
             nudge,
             Outcome.SUPPRESSED,
             "opted_out",
             "Not sent: the student has opted out of automated prompts on "
-            + ", ".join(c.value for c in nudge.channels)
-            + ".",
+            + ", ".join(usable)
+            + "."
+            + note,
             stage=stage,
             waited_s=waited_s,
         )
@@ -280,6 +344,9 @@ class Notifier:
                 waited_s=waited_s,
             )
             return
+        transport = self.transports[channel]
+        if transport.breaker.state == "open":  # nothing sent, nothing claimed: wait, decide again
+            raise HoldOn(channel.value, transport.name, transport.breaker.retry_in_s())
         held_since = await self.cooldown.claim(nudge.pseudonym, nudge.nudge_id, self.clock())
         if held_since is not None:
             hours = self.cooldown.ms / 3_600_000
@@ -298,7 +365,6 @@ class Notifier:
         if rendering.fallback is not None:
             log.warning("message template: %s", rendering.fallback)
         message = rendering.message
-        transport = self.transports[channel]
         out = Outbound(
             nudge_id=nudge.nudge_id,
             channel=channel,
@@ -309,17 +375,13 @@ class Notifier:
             message=message,
             payload=self._payload(nudge, student_id, channel, message),
         )
-        await self.log.mark_sending(nudge.nudge_id, stage)
+        await self.log.mark_sending(nudge.nudge_id, stage, channel)
         started = time.perf_counter()
         result = await transport.deliver(out)
-        while result.reason == "circuit_open":
-            # The service is failing: hold this prompt (and the ones behind it) until the
-            # breaker lets a trial through, rather than failing every prompt in the outage.
-            wait = max(transport.breaker.retry_in_s(), MIN_BREAKER_WAIT_S)
-            self.metrics.deliveries.labels(channel.value, "circuit_open").inc()
-            log.warning("%s transport circuit open; retrying in %.1fs", transport.name, wait)
-            await asyncio.sleep(wait)
-            result = await transport.deliver(out)
+        if result.reason == CIRCUIT_OPEN:  # another delivery holds the breaker's one trial
+            await self.log.clear_sending(nudge.nudge_id, stage)
+            await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
+            raise HoldOn(channel.value, transport.name, transport.breaker.retry_in_s())
         self.metrics.delivery_seconds.labels(transport.name).observe(time.perf_counter() - started)
         self.metrics.deliveries.labels(channel.value, "ok" if result.ok else "failed").inc()
         if result.ok:
@@ -426,8 +488,21 @@ class Notifier:
         review items nobody has acted on. Redis being down only postpones this."""
         try:
             await self.log.flush()
-            for nudge in await self.deferred.take_due(self.clock(), lease_s=DEFERRED_LEASE_S):
-                await self._patiently("deferred", partial(self._deliver_deferred_to, nudge))
+            settings = self.ctx.settings
+            # Long enough for every prompt taken to fail all its attempts, so that no other
+            # notifier takes one while this one is still delivering it.
+            lease_s = DEFERRED_PER_TICK * (
+                settings.webhook_attempts * settings.webhook_timeout_s + 10
+            )
+            due = await self.deferred.take_due(
+                self.clock(), lease_s=lease_s, limit=DEFERRED_PER_TICK
+            )
+            for nudge in due:
+                try:
+                    await self._patiently("deferred", partial(self._deliver_deferred_to, nudge))
+                except HoldOn as hold:  # the rest stay deferred; their lease runs out
+                    log.warning("deferred prompts held: %s", hold)
+                    break
             for record in await self.review.escalate_due(self.clock()):
                 self.metrics.interventions.labels(record.outcome.value).inc()
             await self.log.flush()
@@ -452,9 +527,11 @@ class Notifier:
         )
         self.metrics.preference_changes.inc()
 
-    async def _refuse(self, message: Any, detail: str) -> None:
+    async def _refuse(
+        self, message: Any, detail: str, reason: Reason = Reason.INVALID_VALUE
+    ) -> None:
         letter = DeadLetter(
-            reason=Reason.INVALID_VALUE,
+            reason=reason,
             detail=detail,
             topic=message.topic,
             partition=message.partition,
@@ -462,5 +539,8 @@ class Notifier:
             received_at=utc_now(),
             payload_excerpt="",
         )
-        await (await self.dead_topic.send(value=letter.model_dump_json().encode(), force=True))
         self.metrics.dead_lettered.labels(letter.reason.value).inc()
+        try:
+            await (await self.dead_topic.send(value=letter.model_dump_json().encode(), force=True))
+        except Exception:  # the agent must carry on; the counter and the log keep the reason
+            log.exception("could not dead-letter %s:%s", message.topic, message.offset)

@@ -37,6 +37,7 @@ class RecordProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            max_block_ms=10_000,  # waiting for metadata blocks the event loop: keep it short
             max_in_flight_requests_per_connection=5,
         )
 
@@ -56,7 +57,11 @@ class RecordProducer:
             def failed(exc: BaseException, done: asyncio.Future[None] = done) -> None:
                 loop.call_soon_threadsafe(_settle, done, exc)
 
-            future = self._producer.send(topic, key=key, value=value)
+            try:
+                future = self._producer.send(topic, key=key, value=value)
+            except Exception as exc:  # e.g. no metadata in time: the broker is unreachable
+                msg = f"could not send to {topic}: {exc}"
+                raise ProduceError(msg) from exc
             future.add_callback(ok)
             future.add_errback(failed)
             waiting.append(done)

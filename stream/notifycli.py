@@ -202,13 +202,15 @@ def cmd_review(args: argparse.Namespace) -> int:
     """The review queue: list what a member of staff may act on, show one item, decide it."""
     from schemas.interventions import StaffAction
     from schemas.review import load_teams
+    from schemas.rules import load_rules
+    from sinks.config import staff_routes
     from sinks.interventions import InterventionLog
     from sinks.producer import RecordProducer
     from sinks.review import ReviewQueue
 
     runtime = load_runtime()
     settings = runtime.settings
-    teams = load_teams(settings.teams_file)
+    teams = load_teams(settings.teams_file, routes=staff_routes(load_rules(settings.rules_file)))
 
     async def work(client: aioredis.Redis) -> int:
         producer = (

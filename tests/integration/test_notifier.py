@@ -71,6 +71,35 @@ def vle_prompt() -> Nudge:
     return nudge
 
 
+@dataclass
+class Message:
+    """What the notifier reads from a Kafka message."""
+
+    value: bytes
+    topic: str = "nudges"
+    partition: int = 0
+    offset: int = 0
+
+
+def message(nudge: Nudge) -> Message:
+    return Message(nudge.model_dump_json().encode())
+
+
+class DeadLetters:
+    """The dead-letter topic's ``send``, kept in a list (this test has no Faust app)."""
+
+    def __init__(self) -> None:
+        self.letters: list[bytes] = []
+
+    async def send(self, *, value: bytes, force: bool) -> Any:
+        self.letters.append(value)
+
+        async def sent() -> None:
+            return None
+
+        return sent()
+
+
 def numbered(nudge: Nudge, n: int, **changes: Any) -> Nudge:
     return nudge.model_copy(update={"nudge_id": f"{nudge.nudge_id}-{n}", **changes})
 
@@ -248,7 +277,7 @@ async def _build(
         messages=load_messages(None, rules),
         quiet=QuietHours.parse(quiet, "Europe/London"),
         cooldown=PromptCooldown(client, prefix, cooldown_hours),
-        dead_topic=None,
+        dead_topic=DeadLetters(),
         clock=clock,
     )
     return Parts(
@@ -359,14 +388,77 @@ async def test_an_open_breaker_holds_prompts_until_the_service_is_back(
     parts = await build(stack, prefix, every_channel(webhook(service, attempts=1, breaker=breaker)))
     service.script = [500]
     first, second = numbered(vle_prompt(), 1), numbered(vle_prompt(), 2)
-    await parts.notifier.decide(first)  # fails and opens the breaker
+    await parts.notifier.handle(message(first))  # fails and opens the breaker
     assert breaker.state == "open"
     started = time.monotonic()
-    await parts.notifier.decide(second)  # waits for the trial, which succeeds
+    await parts.notifier.handle(message(second))  # waits for the trial, which succeeds
     assert time.monotonic() - started >= 0.3
     outcomes = {r.nudge_id: r.outcome for r in await parts.records(first.pseudonym)}
     assert outcomes == {first.nudge_id: Outcome.FAILED, second.nudge_id: Outcome.DELIVERED}
     assert list(service.delivered) == [second.nudge_id]
+    assert parts.counter("engagement_deliveries_total", channel="email", result="circuit_open")
+
+
+@pytest.mark.asyncio
+async def test_a_prompt_held_by_the_breaker_reads_preferences_again_before_it_is_sent(
+    stack: Endpoints, prefix: str, service: Service
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, reset_after_s=1.0)
+    parts = await build(stack, prefix, every_channel(webhook(service, attempts=1, breaker=breaker)))
+    service.script = [500]
+    first, held = numbered(vle_prompt(), 1), numbered(vle_prompt(), 2, channels=(Channel.EMAIL,))
+    await parts.notifier.handle(message(first))
+    waiting = asyncio.create_task(parts.notifier.handle(message(held)))
+    await asyncio.sleep(0.3)  # held: the breaker is open
+    assert not waiting.done()
+    await parts.prefs.apply(held.pseudonym, change(1, opt_out=frozenset({Channel.EMAIL})))
+    await asyncio.wait_for(waiting, 10)
+    records = {r.nudge_id: r for r in await parts.records(held.pseudonym)}
+    assert (records[held.nudge_id].outcome, records[held.nudge_id].reason) == (
+        Outcome.SUPPRESSED,
+        "opted_out",
+    )
+    assert service.delivered == {}
+
+
+@pytest.mark.asyncio
+async def test_a_delivery_begun_before_a_crash_is_finished_on_the_same_channel(
+    stack: Endpoints, prefix: str, service: Service
+) -> None:
+    parts = await build(stack, prefix, every_channel(webhook(service)))
+    nudge = vle_prompt()  # email first, then app
+    await parts.log.mark_sending(nudge.nudge_id, Stage.NOTIFIER, Channel.APP)  # then killed
+    await parts.notifier.decide(nudge)
+    assert [p["channel"] for p in service.delivered.values()] == ["app"]
+    (record,) = await parts.records(nudge.pseudonym)
+    assert (record.outcome, record.channels) == (Outcome.DELIVERED, (Channel.APP,))
+
+
+@pytest.mark.asyncio
+async def test_a_prompt_deferred_before_its_record_was_lost_is_recorded_not_sent(
+    stack: Endpoints, prefix: str, service: Service
+) -> None:
+    parts = await build(stack, prefix, every_channel(webhook(service)), quiet="21:00-08:00")
+    nudge = vle_prompt()
+    due = datetime(2026, 11, 24, 8, 0, tzinfo=LONDON)
+    await parts.notifier.deferred.add(nudge, due)  # the notifier stopped right after this
+    await parts.notifier.decide(nudge)  # at noon, after quiet hours: still deferred, once
+    assert service.requests == []
+    (record,) = await parts.records(nudge.pseudonym)
+    assert (record.outcome, record.deferred_until) == (Outcome.DEFERRED, due)
+
+
+@pytest.mark.asyncio
+async def test_a_nudge_twice_in_one_batch_is_decided_once_and_a_bad_one_is_dead_lettered(
+    stack: Endpoints, prefix: str, service: Service
+) -> None:
+    parts = await build(stack, prefix, every_channel(webhook(service)))
+    nudge = vle_prompt()
+    broken = Message(b'{"nudge_id": 1}')
+    await parts.notifier.handle_many([message(nudge), message(nudge), broken])
+    assert len(service.requests) == 1
+    assert parts.counter("engagement_duplicates_total") == 1
+    assert parts.counter("engagement_deadlettered_total", reason="invalid_value") == 1
 
 
 @pytest.mark.asyncio
