@@ -134,7 +134,15 @@ def test_redis_outage_delays_delivery_and_loses_nothing(
         for n in evaluate_day(load_rules(), who, day, pipeline.settings.zone)
     )
     assert nudge.rule_id == "no_vle_activity_7d"
-    nudges = [nudge.model_copy(update={"nudge_id": f"{nudge.nudge_id}-{n}"}) for n in range(3)]
+    # Three students (a student gets one automated prompt per cooling-off period).
+    students = ["S-OUT", "S-OUT-1", "S-OUT-2"]
+    nudges = []
+    for n, student_id in enumerate(students):
+        other = pipeline.pseudonym(student_id)
+        pipeline.redis.set(f"{pipeline.prefix}:id:{other}", student_id)
+        nudges.append(
+            nudge.model_copy(update={"nudge_id": f"{nudge.nudge_id}-{n}", "pseudonym": other})
+        )
     pipeline.redis.save()  # the restarted server loads this snapshot, as AOF would in production
     local_stack.stop_redis()
     stopped = time.monotonic()
@@ -143,7 +151,7 @@ def test_redis_outage_delays_delivery_and_loses_nothing(
         for each in nudges:
             producer.send(
                 pipeline.settings.topics.nudges,
-                key=pseudonym.encode(),
+                key=each.pseudonym.encode(),
                 value=each.model_dump_json().encode(),
             )
         producer.flush()
@@ -168,7 +176,7 @@ def test_redis_outage_delays_delivery_and_loses_nothing(
         "the event published during the outage",
         lambda: pipeline.counts("S-DURING") == {"vle": 1} or None,
     )
-    records = pipeline.records("S-OUT")
+    records = [r for student_id in students for r in pipeline.records(student_id)]
     assert [r["outcome"] for r in records] == ["delivered"] * len(nudges)
     waited = max(records, key=lambda r: r["waited_s"])
     assert waited["waited_s"] >= OUTAGE_S - 3  # the first nudge waited out the outage
