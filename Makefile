@@ -30,6 +30,7 @@ integration: setup
 	$(BIN)/pytest tests/integration -q
 
 test: lint
+	@sh ops/bin/install-test-tools
 	$(BIN)/pytest -q
 
 bench: setup

@@ -37,6 +37,7 @@ class Detection:
     nudges: list[Nudge] = field(default_factory=list)
     gaps: list[SourceGap] = field(default_factory=list)
     closed_day: int | None = None
+    evaluations: int = 0
     _after_send: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def commit(self) -> None:
@@ -147,6 +148,7 @@ class Detector:
             student.known_from = low
             for day in range(max(start, student.first_day), closed + 1):
                 detection.nudges.extend(evaluate_day(self.rules, student, day, self.zone))
+                detection.evaluations += len(self.rules.rules)
             text = encode_states(student.states, student.last_prompt)
             if text != item.stored:
                 changed.append((student.pseudonym, text))

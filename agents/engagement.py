@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from agents.detect import Detection, Detector
 from agents.state import ApplyResult, EngagementStore
-from schemas.common import Reason
+from schemas.common import Reason, Source
 from schemas.deadletter import DeadLetter
 from stream.app import Context
 from stream.eventtime import day_start_ms, from_epoch_ms
@@ -45,6 +45,10 @@ class EngagementAgent:
         self.dead_topic = ctx.app.topic(names.deadletter, partitions=settings.partitions)
         self.health_topic = ctx.app.topic(names.health, partitions=settings.partitions)
         self.zone = settings.zone
+        # Whole feeds are known from the start; buildings and registers once a gap names them.
+        self._health: dict[tuple[str, str], int] = {(s.value, "all"): 1 for s in Source}
+        for (source, location), value in self._health.items():
+            self.metrics.source_health.labels(source, location).set(value)
         # The batch handler and the idle sweep never decide at the same time.
         self._lock = asyncio.Lock()
 
@@ -144,6 +148,8 @@ class EngagementAgent:
                 self.metrics.closed_day.set(
                     day_start_ms(detection.closed_day + 1, self.zone) / 1000
                 )
+                self._source_health(detection)
+            self.metrics.rules_evaluated.inc(detection.evaluations)
             pending = []
             for gap in detection.gaps:
                 pending.append(
@@ -152,7 +158,8 @@ class EngagementAgent:
                     )
                 )
                 self.metrics.source_gaps.labels(gap.source, gap.reason).inc()
-                log.warning("data gap %s: %s", gap.gap_id, gap.detail)
+                ids = {"gap_id": gap.gap_id}
+                log.warning("data gap %s: %s", gap.gap_id, gap.detail, extra=ids)
             now = time.time()
             stamp = int(published_s * 1000) if published_s else None
             for nudge in detection.nudges:
@@ -170,8 +177,22 @@ class EngagementAgent:
                 self.metrics.nudges.labels(nudge.rule_id, nudge.tier.value).inc()
                 if published_s:
                     self.metrics.publish_to_nudge_seconds.observe(max(0.0, now - published_s))
+            sent = time.perf_counter()
             await asyncio.gather(*pending)
+            self.metrics.broker_seconds.labels("detect").observe(time.perf_counter() - sent)
             await self.ctx.until_redis_answers("detect", detection.commit)
+
+    def _source_health(self, detection: Detection) -> None:
+        """Every feed and location known so far is healthy unless the newly closed days had a
+        gap there (locations are buildings and modules: never a person)."""
+        if not detection.gaps and not any(v == 0 for v in self._health.values()):
+            return
+        for key in self._health:
+            self._health[key] = 1
+        for gap in detection.gaps:
+            self._health[(gap.source, gap.location)] = 0
+        for (source, location), value in self._health.items():
+            self.metrics.source_health.labels(source, location).set(value)
 
     async def sweep(self) -> None:
         """Decide closed days on this worker's partitions when no batch arrived to do it."""

@@ -28,6 +28,7 @@ from mode import Service
 
 from agents.decode import Ingestor, IngestResult, Origin
 from agents.state import EngagementStore, FeedState
+from ops.health import PartitionLag
 from schemas.common import SCHEMA_VERSION, Reason, Source
 from schemas.deadletter import DeadLetter
 from stream.app import Context
@@ -212,6 +213,25 @@ class RawIngest(Service):
         # a starting worker does not build a backlog of signals that nobody applies yet.
         self.downstream_ready = asyncio.Event()
         ctx.app.on_rebalance_complete.connect(self._on_rebalance_complete)
+        self.committed_offsets: dict[TopicPartition, int] = {}
+        ctx.lag_sources.append(self.lag)
+
+    def lag(self) -> list[PartitionLag]:
+        """The raw partitions this worker reads: high watermark and committed offset."""
+        if self.consumer is None:
+            return []
+        rows = []
+        for tp in sorted(self.consumer.assignment()):
+            rows.append(
+                PartitionLag(
+                    self.group,
+                    tp.topic,
+                    tp.partition,
+                    self.consumer.highwater(tp),
+                    self.committed_offsets.get(tp),
+                )
+            )
+        return rows
 
     async def _on_rebalance_complete(self, sender: Any, **kwargs: Any) -> None:
         self.downstream_ready.set()
@@ -370,8 +390,14 @@ class RawIngest(Service):
                 )
             )
         emitted: dict[str, int] = defaultdict(int)
+        ages: dict[str, list[float]] = defaultdict(list)
         for signal in result.signals:
             emitted[signal["source"]] += 1
+            ages[signal["source"]].append(now - signal["occurred_at_ms"] / 1000)
+        for source, values in ages.items():
+            observe = self.metrics.event_to_processed_seconds.labels(source).observe
+            for age in values:
+                observe(max(0.0, age))
         for source, count in emitted.items():
             self.metrics.signals_emitted.labels(source).inc(count)
         for letter in result.dead:
@@ -379,7 +405,9 @@ class RawIngest(Service):
                 await self.producer.send(topics.deadletter, letter.model_dump_json().encode())
             )
             self.metrics.dead_lettered.labels(letter.reason.value).inc()
+        sent = time.perf_counter()
         await asyncio.gather(*pending)  # every output acknowledged before the offsets move
+        self.metrics.broker_seconds.labels("ingest").observe(time.perf_counter() - sent)
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
             await self.consumer.commit(offsets)
@@ -389,4 +417,5 @@ class RawIngest(Service):
             log.info("raw offsets not committed after a rebalance; the batch will be replayed")
         else:
             self._committed = touched
+            self.committed_offsets.update(offsets)
         self.metrics.batch_seconds.labels("ingest").observe(time.perf_counter() - started)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+_CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_EVENT_AGE_BUCKETS = (1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 86_400, 2 * 86_400, 7 * 86_400)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+if TYPE_CHECKING:
+    from schemas.rules import RuleSet
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,14 @@ class Metrics:
     deferred_waiting: Gauge
     outbox_waiting: Gauge
     delivery_seconds: Histogram
+    consumer_lag: Gauge
+    committed_offset: Gauge
+    event_to_processed_seconds: Histogram
+    redis_seconds: Histogram
+    broker_seconds: Histogram
+    source_health: Gauge
+    rules_evaluated: Counter
+    ready: Gauge
     source_gaps: Counter
     reference_records: Counter
     closed_day: Gauge
@@ -128,6 +142,56 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         ),
+        consumer_lag=Gauge(
+            "engagement_consumer_lag",
+            "Records behind the partition's high watermark (from fetch responses).",
+            ["group", "topic", "partition"],
+            registry=reg,
+        ),
+        committed_offset=Gauge(
+            "engagement_consumer_committed_offset",
+            "Last committed offset of an assigned partition.",
+            ["group", "topic", "partition"],
+            registry=reg,
+        ),
+        event_to_processed_seconds=Histogram(
+            "engagement_event_to_processed_seconds",
+            "Event time to the ingest decoding it (how late events arrive).",
+            ["source"],
+            buckets=_EVENT_AGE_BUCKETS,
+            registry=reg,
+        ),
+        redis_seconds=Histogram(
+            "engagement_redis_seconds",
+            "Time of one Redis step (a script, pipeline or read), by stage.",
+            ["stage"],
+            buckets=_CALL_BUCKETS,
+            registry=reg,
+        ),
+        broker_seconds=Histogram(
+            "engagement_broker_seconds",
+            "Time until the broker acknowledged a batch of sends, by stage.",
+            ["stage"],
+            buckets=_CALL_BUCKETS,
+            registry=reg,
+        ),
+        source_health=Gauge(
+            "engagement_source_health",
+            "1 when a feed or location behaved normally on the last closed day, 0 for a gap.",
+            ["source", "location"],
+            registry=reg,
+        ),
+        rules_evaluated=Counter(
+            "engagement_rules_evaluated_total",
+            "Rule evaluations (one rule, one student, one closed day).",
+            registry=reg,
+        ),
+        ready=Gauge(
+            "engagement_ready",
+            "1 when /readyz answers ready (broker and Redis reachable, partitions assigned, "
+            "not stuck).",
+            registry=reg,
+        ),
         source_gaps=Counter(
             "engagement_source_gaps_total",
             "Data gaps found: a feed or location silent where activity was expected.",
@@ -165,3 +229,39 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             registry=reg,
         ),
     )
+
+
+GAP_REASONS = ("silent_against_pattern", "door_silent_during_session", "register_without_marks")
+
+
+def initialise_labels(metrics: Metrics, role: str, rules: RuleSet | None = None) -> None:
+    """Create the series every dashboard panel and alert reads, at zero, so that a query for
+    a rate that has not happened yet answers 0 instead of nothing (and ``increase`` sees the
+    first event). Only fixed values: sources, reasons, outcomes, channels, stages, rules."""
+    from schemas.common import Reason, Source  # schemas import nothing from ops
+    from schemas.interventions import Outcome
+
+    for source in Source:
+        metrics.events_received.labels(source.value)
+        metrics.signals_emitted.labels(source.value)
+        metrics.late_events.labels(source.value)
+        for gap in GAP_REASONS:
+            metrics.source_gaps.labels(source.value, gap)
+    for reason in Reason:
+        metrics.dead_lettered.labels(reason.value)
+    stages = (
+        ("ingest", "state", "detect", "reference")
+        if role == "worker"
+        else ("notify", "preferences", "deferred")
+    )
+    for stage in stages:
+        metrics.redis_waits.labels(stage)
+    if role == "worker" and rules is not None:
+        for rule in rules.rules:
+            metrics.nudges.labels(rule.id, rule.tier.value)
+    if role == "notifier":
+        for outcome in Outcome:
+            metrics.interventions.labels(outcome.value)
+        for channel in ("email", "sms", "app"):
+            for result in ("ok", "failed", "circuit_open"):
+                metrics.deliveries.labels(channel, result)

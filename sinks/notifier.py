@@ -181,8 +181,13 @@ class Notifier:
                 )
                 await asyncio.sleep(hold.wait_s)
             except Exception as exc:  # one bad nudge must not stop the agent
-                log.exception("nudge %s could not be decided", nudge.nudge_id)
-                await self._refuse(message, f"could not be decided: {exc}", Reason.PROCESSING_ERROR)
+                log.exception(
+                    "nudge %s could not be decided",
+                    nudge.nudge_id,
+                    extra={"nudge_id": nudge.nudge_id},
+                )
+                detail = f"could not be decided: {exc}"
+                await self._refuse(message, detail, Reason.PROCESSING_ERROR)
                 return
 
     async def decide(self, nudge: Nudge, waited_s: float = 0.0) -> None:
@@ -471,7 +476,14 @@ class Notifier:
         )
         if await self.log.append(record):
             self.metrics.interventions.labels(outcome.value).inc()
-        log.info("nudge %s: %s (%s) at %s", nudge.nudge_id, outcome.value, reason, stage.value)
+        log.info(
+            "nudge %s: %s (%s) at %s",
+            nudge.nudge_id,
+            outcome.value,
+            reason,
+            stage.value,
+            extra={"nudge_id": nudge.nudge_id, "record_id": record.record_id, "stage": stage.value},
+        )
 
     async def publish_records(self) -> None:
         """Publish the records of the batch just decided; if the broker or Redis cannot take

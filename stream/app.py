@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import faust
@@ -13,14 +14,25 @@ import redis.asyncio as aioredis
 from prometheus_client import generate_latest
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
-from ops.metrics import Metrics, create_metrics
+from ops.health import (
+    PartitionLag,
+    Progress,
+    Readiness,
+    broker_answers,
+    faust_partitions,
+    publish_lag,
+    redis_answers,
+)
+from ops.metrics import Metrics, create_metrics, initialise_labels
 from schemas.rules import RuleSet, load_rules
 from stream.settings import Settings
+from stream.status import register_status_pages
 from stream.transport import install
 
 log = logging.getLogger("engagement")
 
 Role = Literal["worker", "notifier"]
+METRICS_TYPE = "text/plain; version=0.0.4"
 T = TypeVar("T")
 
 
@@ -35,6 +47,9 @@ class Context:
     metrics: Metrics
     app: Any = None
     _redis: aioredis.Redis | None = None
+    # Partitions consumed outside Faust (the raw ingest's own consumer) report here too.
+    lag_sources: list[Callable[[], list[PartitionLag]]] = field(default_factory=list)
+    stuck: list[PartitionLag] = field(default_factory=list)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -56,8 +71,11 @@ class Context:
         """
         delay = self.settings.redis_retry_s
         while True:
+            started = time.perf_counter()
             try:
-                return await step()
+                result = await step()
+                self.metrics.redis_seconds.labels(stage).observe(time.perf_counter() - started)
+                return result
             except (ConnectionError, TimeoutError, BusyLoadingError, OSError) as exc:
                 self.metrics.redis_waits.labels(stage).inc()
                 log.warning("redis unavailable in %s (%s); retrying in %.1fs", stage, exc, delay)
@@ -88,6 +106,7 @@ def create_app(
         rules=rules,
         metrics=create_metrics(),
     )
+    initialise_labels(ctx.metrics, role, rules)
     app = faust.App(
         f"{settings.topic_prefix}engagement-{role}",
         broker=broker_url(kafka_bootstrap, install(settings.fetch_max_wait_ms)),
@@ -111,10 +130,52 @@ def create_app(
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(ctx.metrics.registry), content_type="text/plain")
+        # The versioned text format's content type (Prometheus 3 refuses a bare text/plain);
+        # aiohttp takes the charset separately, so it is left off here (the body is ASCII).
+        return web.bytes(generate_latest(ctx.metrics.registry), content_type=METRICS_TYPE)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "alive", "role": role})
+
+    register_status_pages(app, ctx, role)
+    group = f"{settings.topic_prefix}engagement-{role}"
+    progress = Progress(stuck_after_s=settings.stuck_after_s)
+
+    def partitions() -> list[PartitionLag]:
+        rows = faust_partitions(app, group)
+        for source in ctx.lag_sources:
+            rows.extend(source())
+        return rows
+
+    reported: set[tuple[str, str, str]] = set()
+
+    async def measure_lag() -> None:
+        nonlocal reported
+        rows = partitions()
+        reported = publish_lag(ctx.metrics, rows, reported)
+        ctx.stuck = progress.update(rows, time.monotonic())
+
+    app.timer(settings.lag_interval_s, name="engagement-lag")(measure_lag)
+
+    async def readiness() -> Readiness:
+        assigned = partitions()
+        checks = {
+            "redis": await redis_answers(ctx.redis),
+            "broker": await broker_answers(kafka_bootstrap),
+            "partitions": None if assigned else "no partitions assigned yet",
+        }
+        stuck = [
+            f"{r.topic}[{r.partition}]: lag {r.lag}, no commit for {settings.stuck_after_s:.0f}s"
+            for r in ctx.stuck
+        ]
+        report = Readiness(checks, stuck)
+        ctx.metrics.ready.set(1 if report.ready else 0)
+        return report
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        report = await readiness()
+        return web.json(report.as_json(), status=200 if report.ready else 503)
 
     return app, ctx

@@ -100,6 +100,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Ask a running worker or notifier whether it is ready: exit 0 if so, 1 if not."""
+    from stream.processes import http_get
+
+    url = args.url
+    if url is None:
+        port = int(os.environ.get(ENV["web_port"], "6066"))
+        url = f"http://127.0.0.1:{port}/readyz"
+    status, body = http_get(url, timeout=args.timeout)
+    if status == 0:
+        print(f"not ready: nothing answers at {url}", file=sys.stderr)
+        return 1
+    try:
+        report = json.loads(body)
+    except ValueError:
+        print(f"not ready: {url} answered {status} without a readiness report", file=sys.stderr)
+        return 1
+    checks = report.get("checks", {})
+    lines = [f"  {name}: {value}" for name, value in sorted(checks.items())]
+    lines += [f"  stuck: {item}" for item in report.get("stuck_partitions", [])]
+    print(("ready" if report.get("ready") else "not ready") + f" ({url})")
+    print("\n".join(lines))
+    return 0 if status == 200 and report.get("ready") else 1
+
+
 def cmd_receiver(args: argparse.Namespace) -> int:
     """Run the local notification-service stand-in."""
     from stream.receiver import serve
@@ -200,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=cmd_simulate)
 
     add_parsers(sub)
+
+    check = sub.add_parser(
+        "check", help="exit 0 when the local worker or notifier is ready (container health)"
+    )
+    check.add_argument("--url", help="default: http://127.0.0.1:$ENGAGEMENT_WEB_PORT/readyz")
+    check.add_argument("--timeout", type=float, default=4.0)
+    check.set_defaults(func=cmd_check)
 
     receiver = sub.add_parser("receiver", help="a local stand-in for the notification service")
     receiver.add_argument("--host", default="127.0.0.1")

@@ -36,7 +36,7 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  # loopback only
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as exc:
-        return int(exc.code), b""
+        return int(exc.code), bytes(exc.read())
     except (urllib.error.URLError, OSError):
         return 0, b""
 

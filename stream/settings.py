@@ -41,6 +41,8 @@ ENV = {
     "messages_file": "ENGAGEMENT_MESSAGES_FILE",
     "teams_file": "ENGAGEMENT_TEAMS_FILE",
     "notifier_tick_s": "ENGAGEMENT_NOTIFIER_TICK_S",
+    "lag_interval_s": "ENGAGEMENT_LAG_INTERVAL_S",
+    "stuck_after_s": "ENGAGEMENT_STUCK_AFTER_S",
     "prompt_cooldown_hours": "ENGAGEMENT_PROMPT_COOLDOWN_HOURS",
     "notifier_concurrency": "ENGAGEMENT_NOTIFIER_CONCURRENCY",
     "web_port": "ENGAGEMENT_WEB_PORT",
@@ -58,6 +60,7 @@ ENV = {
     "feed_idle_s": "ENGAGEMENT_FEED_IDLE_S",
     "fetch_max_wait_ms": "ENGAGEMENT_FETCH_MAX_WAIT_MS",
     "log_level": "ENGAGEMENT_LOG_LEVEL",
+    "log_format": "ENGAGEMENT_LOG_FORMAT",
 }
 
 
@@ -138,6 +141,21 @@ class Settings(BaseSettings):
         validation_alias=_env("prompt_cooldown_hours"),
         description="At most one automated prompt per student in this many hours (0: off).",
     )
+    lag_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("lag_interval_s"),
+        description="Seconds between measurements of consumer lag and committed offsets.",
+    )
+    stuck_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=86_400,
+        validation_alias=_env("stuck_after_s"),
+        description="A partition with lag whose committed offset has not moved for this long "
+        "makes /readyz answer not ready.",
+    )
     notifier_concurrency: int = Field(
         default=16,
         ge=1,
@@ -207,6 +225,11 @@ class Settings(BaseSettings):
     redis_retry_s: float = Field(default=1.0, gt=0, le=60, validation_alias=_env("redis_retry_s"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=_env("log_level")
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        validation_alias=_env("log_format"),
+        description="json: one object per line with correlation ids; text: for a terminal.",
     )
 
     @field_validator("pseudonym_key")

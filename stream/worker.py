@@ -18,6 +18,7 @@ from schemas.rules import RuleSet, RulesFileError, load_rules
 from sinks.service import register_notifier
 from stream.app import Context, Role, create_app
 from stream.errors import ConfigError
+from stream.logs import logging_config
 from stream.pseudonym import Pseudonymiser
 from stream.publisher import ensure_topics
 from stream.runtime import Runtime
@@ -101,5 +102,11 @@ def run(runtime: Runtime, role: Role) -> Any:
     rules = preflight(runtime, role)
     app, _, services = build(runtime, role, rules)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    worker = faust.Worker(app, *services, loglevel=settings.log_level.lower(), quiet=True)
+    worker = faust.Worker(
+        app,
+        *services,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        logging_config=logging_config(settings.log_level, role, settings.log_format),
+    )
     return worker.execute_from_commandline()
