@@ -44,6 +44,6 @@ WORKDIR /var/lib/engagement
 USER 10001:10001
 EXPOSE 6066
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('ENGAGEMENT_WEB_PORT', '6066') + '/healthz', timeout=4)"]
+    CMD ["engagement", "check"]
 ENTRYPOINT ["engagement"]
 CMD ["worker"]

@@ -44,6 +44,8 @@ def faust_partitions(app: Any, group: str) -> list[PartitionLag]:
         return []
     rows = []
     for tp in sorted(assigned):
+        if "__assignor" in tp.topic:  # Faust's own leader-election topic: not work
+            continue
         try:
             highwater = consumer.highwater(tp)
         except Exception:  # no fetch answered for it yet

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -53,9 +53,45 @@ class Metrics:
     publish_to_nudge_seconds: Histogram
 
 
-def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
-    """Create the metric set on ``registry`` (a fresh one when None, as tests use)."""
+class _Unmeasured:
+    """Stands in for a metric that is switched off: every call does nothing."""
+
+    def labels(self, *args: object, **kwargs: object) -> _Unmeasured:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        """Nothing is counted."""
+
+    def observe(self, amount: float) -> None:
+        """Nothing is observed."""
+
+    def set(self, value: float) -> None:
+        """Nothing is set."""
+
+    def remove(self, *labels: object) -> None:
+        """Nothing to remove."""
+
+
+# What `ENGAGEMENT_METRICS=minimal` keeps: the counters the bench and the demo read.
+MINIMAL: Final = frozenset({"events_received", "signals_applied", "closed_day"})
+
+
+def create_metrics(registry: CollectorRegistry | None = None, *, minimal: bool = False) -> Metrics:
+    """Create the metric set on ``registry`` (a fresh one when None, as tests use). With
+    ``minimal`` every metric but those in ``MINIMAL`` is a no-op: only to measure what the
+    rest cost (`engagement bench --metrics both`)."""
     reg = registry if registry is not None else CollectorRegistry()
+    metrics = _create(reg)
+    if not minimal:
+        return metrics
+    off: Any = _Unmeasured()
+    names = [f.name for f in fields(Metrics) if f.name not in MINIMAL | {"registry"}]
+    for name in names:
+        reg.unregister(getattr(metrics, name))
+    return replace(metrics, **dict.fromkeys(names, off))
+
+
+def _create(reg: CollectorRegistry) -> Metrics:
     return Metrics(
         registry=reg,
         events_received=Counter(

@@ -104,7 +104,7 @@ def create_app(
         kafka_bootstrap=kafka_bootstrap,
         redis_url=redis_url,
         rules=rules,
-        metrics=create_metrics(),
+        metrics=create_metrics(minimal=settings.metrics == "minimal"),
     )
     initialise_labels(ctx.metrics, role, rules)
     app = faust.App(

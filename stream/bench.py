@@ -115,7 +115,12 @@ def synthetic_events(
 
 
 def _worker(
-    endpoints: Endpoints, settings: Settings, key: str, workdir: Path, name: str
+    endpoints: Endpoints,
+    settings: Settings,
+    key: str,
+    workdir: Path,
+    name: str,
+    metrics: str = "full",
 ) -> tuple[Child, int]:
     port = free_port()
     env = {
@@ -125,6 +130,7 @@ def _worker(
         "ENGAGEMENT_KEY_PREFIX": settings.key_prefix,
         "ENGAGEMENT_WEB_PORT": str(port),
         "ENGAGEMENT_LOG_LEVEL": os.environ.get("ENGAGEMENT_LOG_LEVEL", "WARNING"),
+        "ENGAGEMENT_METRICS": metrics,
     }
     return Child(name, ["worker"], env, workdir).start(), port
 
@@ -148,7 +154,9 @@ def _publish(
     return time.perf_counter() - started
 
 
-def throughput(endpoints: Endpoints, workdir: Path, count: int, envelope_size: int) -> Figures:
+def throughput(
+    endpoints: Endpoints, workdir: Path, count: int, envelope_size: int, metrics: str = "full"
+) -> Figures:
     """Publish ``count`` events, then time one worker draining them."""
     key = secrets.token_urlsafe(24)
     prefix = f"b{secrets.token_hex(4)}"
@@ -157,7 +165,9 @@ def throughput(endpoints: Endpoints, workdir: Path, count: int, envelope_size: i
     figures = Figures(events=count, envelope_size=envelope_size)
     events = synthetic_events(count)
     figures.publish_seconds = _publish(endpoints, settings, events, envelope_size)
-    worker, port = _worker(endpoints, settings, key, workdir, f"bench-worker-{envelope_size}")
+    worker, port = _worker(
+        endpoints, settings, key, workdir, f"bench-worker-{envelope_size}-{metrics}", metrics
+    )
     try:
         first: float | None = None
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -331,6 +341,7 @@ def run_bench(  # one keyword per command-line option
     out: Path | None,
     part: str = "all",
     nudges: int = 5000,
+    metrics: str = "full",
 ) -> int:
     """Run the worker's throughput runs (with envelopes, and one event per message) and its
     latency run, and the notifier's delivery run; ``part`` picks one side."""
@@ -359,17 +370,23 @@ def run_bench(  # one keyword per command-line option
                 out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
             return 0
         sizes = [envelope_size] if envelope_size == 1 else [envelope_size, 1]
+        modes = ["full", "minimal"] if metrics == "both" else [metrics]
         for size in sizes:
             count = events if size > 1 else min(events, 50_000)
-            print(f"throughput: {count} events, {size} per message ...", flush=True)
-            figures = throughput(endpoints, workdir, count, size)
-            results[f"throughput_envelope_{size}"] = asdict(figures)
-            print(
-                f"  {figures.events_per_second:,.0f} events/s "
-                f"(publish took {figures.publish_seconds:.1f}s; "
-                f"worker peak RSS {figures.worker_peak_rss_mib or 0:.0f} MiB)",
-                flush=True,
-            )
+            for mode in modes:
+                print(
+                    f"throughput: {count} events, {size} per message, {mode} metrics ...",
+                    flush=True,
+                )
+                figures = throughput(endpoints, workdir, count, size, mode)
+                suffix = "" if mode == "full" else f"_{mode}_metrics"
+                results[f"throughput_envelope_{size}{suffix}"] = asdict(figures)
+                print(
+                    f"  {figures.events_per_second:,.0f} events/s "
+                    f"(publish took {figures.publish_seconds:.1f}s; "
+                    f"worker peak RSS {figures.worker_peak_rss_mib or 0:.0f} MiB)",
+                    flush=True,
+                )
         print(f"latency: {rate} events/s for {latency_seconds}s ...", flush=True)
         figures = latency(endpoints, workdir, rate, latency_seconds)
         results["latency"] = asdict(figures)

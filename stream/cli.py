@@ -154,6 +154,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out=Path(args.out) if args.out else None,
         part=args.part,
         nudges=args.nudges,
+        metrics=args.metrics,
     )
 
 
@@ -285,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="also write the figures as JSON here")
     bench.add_argument("--part", choices=["all", "worker", "notifier"], default="all")
     bench.add_argument("--nudges", type=int, default=5000, help="prompts for the notifier run")
+    bench.add_argument(
+        "--metrics",
+        choices=["full", "minimal", "both"],
+        default="full",
+        help="both: run the throughput runs with and without the metric set, to see its cost",
+    )
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -61,6 +61,7 @@ ENV = {
     "fetch_max_wait_ms": "ENGAGEMENT_FETCH_MAX_WAIT_MS",
     "log_level": "ENGAGEMENT_LOG_LEVEL",
     "log_format": "ENGAGEMENT_LOG_FORMAT",
+    "metrics": "ENGAGEMENT_METRICS",
 }
 
 
@@ -225,6 +226,11 @@ class Settings(BaseSettings):
     redis_retry_s: float = Field(default=1.0, gt=0, le=60, validation_alias=_env("redis_retry_s"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=_env("log_level")
+    )
+    metrics: Literal["full", "minimal"] = Field(
+        default="full",
+        validation_alias=_env("metrics"),
+        description="minimal keeps only two counters: for measuring what metrics cost.",
     )
     log_format: Literal["json", "text"] = Field(
         default="json",

@@ -162,6 +162,8 @@ def test_every_long_running_service_has_a_healthcheck(
         assert check, f"{name} has no healthcheck"
         assert not check.get("disable"), name
         assert check.get("test"), name
+        if name in ENGAGEMENT_SERVICES:  # readiness: broker, Redis, partitions, not stuck
+            assert check["test"] == ["CMD", "engagement", "check"], name
 
 
 def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
@@ -299,9 +301,7 @@ def test_dockerfile_shape() -> None:
     assert 'ENTRYPOINT ["engagement"]' in text
     assert 'CMD ["worker"]' in text
     healthcheck = text[text.index("HEALTHCHECK") :]
-    assert "urllib" in healthcheck
-    assert "/healthz" in healthcheck
-    assert "ENGAGEMENT_WEB_PORT" in healthcheck
+    assert 'CMD ["engagement", "check"]' in healthcheck  # readiness, not only liveness
 
 
 # --- Prometheus and Grafana ------------------------------------------------------------------
