@@ -158,7 +158,7 @@ def _create(reg: CollectorRegistry) -> Metrics:
         ),
         review_open=Gauge(
             "engagement_review_open_items",
-            "Review items waiting for a member of staff.",
+            "Review items waiting for a member of staff (not yet decided or escalated).",
             registry=reg,
         ),
         deferred_waiting=Gauge(

@@ -519,6 +519,7 @@ class Notifier:
                 self.metrics.interventions.labels(record.outcome.value).inc()
             await self.log.flush()
             self.metrics.deferred_waiting.set(await self.deferred.waiting())
+            self.metrics.review_open.set(await self.review.waiting())
             self.metrics.outbox_waiting.set(await self.log.pending())
         except (*REDIS_ERRORS, ProduceError) as exc:
             log.warning("notifier timer postponed (%s)", exc)

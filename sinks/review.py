@@ -143,6 +143,10 @@ class ReviewQueue:
     def _open_key(self) -> str:
         return f"{self.prefix}:review:open"
 
+    async def waiting(self) -> int:
+        """Items nobody has decided and that have not yet gone to a team lead."""
+        return int(await self.redis.zcard(self._open_key))
+
     @property
     def audit_key(self) -> str:
         """The Redis list of audit entries (JSON), oldest first."""
