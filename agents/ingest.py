@@ -35,6 +35,7 @@ from stream.app import Context
 from stream.pseudonym import Pseudonymiser
 
 log = logging.getLogger("engagement.ingest")
+AGE_SAMPLES = 32
 
 # Signals per message on the signals topic: ~250 bytes each keeps a message well under 1 MiB.
 SIGNALS_PER_MESSAGE = 2000
@@ -390,14 +391,17 @@ class RawIngest(Service):
                 )
             )
         emitted: dict[str, int] = defaultdict(int)
-        ages: dict[str, list[float]] = defaultdict(list)
+        newest: dict[str, list[int]] = defaultdict(list)
         for signal in result.signals:
             emitted[signal["source"]] += 1
-            ages[signal["source"]].append(now - signal["occurred_at_ms"] / 1000)
-        for source, values in ages.items():
+            newest[signal["source"]].append(signal["occurred_at_ms"])
+        for source, stamps in newest.items():
+            # An evenly spaced sample of at most AGE_SAMPLES events per batch and source:
+            # the percentiles stay true, and a 2,000-event batch costs 32 observations.
             observe = self.metrics.event_to_processed_seconds.labels(source).observe
-            for age in values:
-                observe(max(0.0, age))
+            step = max(1, len(stamps) // AGE_SAMPLES)
+            for stamp in stamps[::step]:
+                observe(max(0.0, now - stamp / 1000))
         for source, count in emitted.items():
             self.metrics.signals_emitted.labels(source).inc(count)
         for letter in result.dead:
