@@ -381,20 +381,13 @@ class ReviewQueue:
         if item.decided:
             msg = f"review item {nudge_id} is already decided: see the student's records"
             raise ReviewError(msg, "already_decided")
-        record = InterventionRecord(
-            record_id=record_id(nudge_id, Stage.REVIEW),
-            nudge_id=nudge_id,
-            pseudonym=item.pseudonym,
-            rule_id=item.rule_id,
-            rule_version=item.rule_version,
-            tier=item.tier,
-            route=item.route,
-            stage=Stage.REVIEW,
-            outcome=Outcome.STAFF_DECISION,
-            reason=action.value,
-            detail=self._decision_detail(item, staff_id, action, reason, referred_to),
-            decided_at=_aware(now),
-            summary=item.summary,
+        record = _record(
+            item,
+            Stage.REVIEW,
+            Outcome.STAFF_DECISION,
+            action.value,
+            self._decision_detail(item, staff_id, action, reason, referred_to),
+            _aware(now),
             queue=item.queue,
             staff_id=staff_id,
             action=action,
@@ -457,23 +450,14 @@ class ReviewQueue:
         if claimed is None:
             return None
         lead, at = _text(claimed[0]), datetime.fromisoformat(_text(claimed[1]))
-        record = InterventionRecord(
-            record_id=record_id(nudge_id, Stage.ESCALATION),
-            nudge_id=nudge_id,
-            pseudonym=item.pseudonym,
-            rule_id=item.rule_id,
-            rule_version=item.rule_version,
-            tier=item.tier,
-            route=item.route,
-            stage=Stage.ESCALATION,
-            outcome=Outcome.ESCALATED,
-            reason="not_acted_on",
-            detail=(
-                f"Not acted on within {_duration(self.teams.escalate_after_hours)}; "
-                f"passed to the team lead {lead}."
-            ),
-            decided_at=at,
-            summary=item.summary,
+        record = _record(
+            item,
+            Stage.ESCALATION,
+            Outcome.ESCALATED,
+            "not_acted_on",
+            f"Not acted on within {_duration(self.teams.escalate_after_hours)}; "
+            f"passed to the team lead {lead}.",
+            at,
             queue=f"lead:{lead}",
         )
         # Appended before the item leaves the open set: a process that dies in between leaves
@@ -481,3 +465,31 @@ class ReviewQueue:
         added = await self.append(record)
         await self.redis.zrem(self._open_key, nudge_id)
         return record if added else None
+
+
+def _record(  # the parts of a record that differ between stages
+    item: ReviewItem,
+    stage: Stage,
+    outcome: Outcome,
+    reason: str,
+    detail: str,
+    decided_at: datetime,
+    **staff: Any,
+) -> InterventionRecord:
+    """The record a review stage writes about ``item``."""
+    return InterventionRecord(
+        record_id=record_id(item.nudge_id, stage),
+        nudge_id=item.nudge_id,
+        pseudonym=item.pseudonym,
+        rule_id=item.rule_id,
+        rule_version=item.rule_version,
+        tier=item.tier,
+        route=item.route,
+        stage=stage,
+        outcome=outcome,
+        reason=reason,
+        detail=detail,
+        decided_at=decided_at,
+        summary=item.summary,
+        **staff,
+    )

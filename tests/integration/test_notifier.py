@@ -139,9 +139,8 @@ class Service:
         return f"http://127.0.0.1:{self.port}/notify"
 
 
-@pytest_asyncio.fixture
-async def service() -> AsyncIterator[Service]:
-    svc = Service()
+async def serve(svc: Service) -> web.AppRunner:
+    """Start ``svc`` on a free loopback port; the caller cleans the runner up."""
     app = web.Application()
     app.router.add_post("/notify", svc.handle)
     runner = web.AppRunner(app)
@@ -149,6 +148,13 @@ async def service() -> AsyncIterator[Service]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     svc.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # bound
+    return runner
+
+
+@pytest_asyncio.fixture
+async def service() -> AsyncIterator[Service]:
+    svc = Service()
+    runner = await serve(svc)
     try:
         yield svc
     finally:
@@ -603,13 +609,7 @@ async def _interleave(stack: Endpoints, ops: list[tuple[str, Any]]) -> None:
     import uuid
 
     service = Service()
-    app = web.Application()
-    app.router.add_post("/notify", service.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    service.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner = await serve(service)
     parts = await build(stack, f"p{uuid.uuid4().hex[:10]}", every_channel(webhook(service)))
     try:
         base = vle_prompt()
