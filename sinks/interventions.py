@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from typing import Any, Final
+from datetime import datetime
+from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 
-from schemas.interventions import InterventionRecord, Stage
-from schemas.nudges import Channel
+from schemas.interventions import InterventionRecord, Outcome, Stage
+from schemas.nudges import Channel, Route, Tier
 from sinks.producer import ProduceError, RecordProducer
 
 log = logging.getLogger("engagement.interventions")
@@ -62,6 +63,46 @@ return 0
 def record_id(nudge_id: str, stage: str) -> str:
     """Deterministic id of the record one stage writes about one nudge."""
     return "r_" + hashlib.sha256(f"{nudge_id}|{stage}".encode()).hexdigest()[:32]
+
+
+class Decided(Protocol):
+    """What every record repeats about its nudge: a nudge, or a review item made from one."""
+
+    nudge_id: str
+    pseudonym: str
+    rule_id: str
+    rule_version: int
+    tier: Tier
+    route: Route
+
+
+def new_record(  # the parts that differ between stages
+    about: Decided,
+    summary: str,
+    stage: Stage,
+    outcome: Outcome,
+    reason: str,
+    detail: str,
+    decided_at: datetime,
+    **fields: Any,
+) -> InterventionRecord:
+    """The record ``stage`` writes about the nudge behind ``about``."""
+    return InterventionRecord(
+        record_id=record_id(about.nudge_id, stage),
+        nudge_id=about.nudge_id,
+        pseudonym=about.pseudonym,
+        rule_id=about.rule_id,
+        rule_version=about.rule_version,
+        tier=about.tier,
+        route=about.route,
+        stage=stage,
+        outcome=outcome,
+        reason=reason,
+        detail=detail,
+        decided_at=decided_at,
+        summary=summary,
+        **fields,
+    )
 
 
 class InterventionLog:

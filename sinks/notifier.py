@@ -32,7 +32,6 @@ from agents.state import EngagementStore
 from schemas.common import Reason
 from schemas.deadletter import DeadLetter
 from schemas.interventions import (
-    InterventionRecord,
     Outcome,
     RenderedMessage,
     Stage,
@@ -41,7 +40,7 @@ from schemas.nudges import Channel, Nudge, Route, Tier
 from schemas.preferences import PreferenceChange, Preferences
 from sinks.cooldown import PromptCooldown
 from sinks.deferred import DeferredPrompts
-from sinks.interventions import InterventionLog, record_id
+from sinks.interventions import InterventionLog, new_record
 from sinks.messages import MessageTemplates
 from sinks.outbound import CIRCUIT_OPEN, Outbound, Transport
 from sinks.preferences import PreferenceStore
@@ -453,22 +452,16 @@ class Notifier:
                 f" It waited {waited_s:.0f} s for the preference store, which could not be "
                 "read; nothing was sent meanwhile."
             )
-        record = InterventionRecord(
-            record_id=record_id(nudge.nudge_id, stage),
-            nudge_id=nudge.nudge_id,
-            pseudonym=nudge.pseudonym,
-            rule_id=nudge.rule_id,
-            rule_version=nudge.rule_version,
-            tier=nudge.tier,
-            route=nudge.route,
-            stage=stage,
-            outcome=outcome,
-            reason=reason,
-            detail=detail,
+        record = new_record(
+            nudge,
+            nudge.explanation.summary,
+            stage,
+            outcome,
+            reason,
+            detail,
+            self.clock(),
             channels=channels,
             attempts=attempts,
-            decided_at=self.clock(),
-            summary=nudge.explanation.summary,
             message=message,
             waited_s=round(waited_s, 3),
             deferred_until=deferred_until,

@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from schemas.interventions import InterventionRecord, Outcome, StaffAction, Stage
 from schemas.nudges import Nudge, Route, Tier
 from schemas.review import TEAM_FOR_ROUTE, ReviewItem, TeamsConfig
-from sinks.interventions import record_id
+from sinks.interventions import new_record, record_id
 from stream.errors import EngagementError
 
 log = logging.getLogger(__name__)
@@ -381,8 +381,9 @@ class ReviewQueue:
         if item.decided:
             msg = f"review item {nudge_id} is already decided: see the student's records"
             raise ReviewError(msg, "already_decided")
-        record = _record(
+        record = new_record(
             item,
+            item.summary,
             Stage.REVIEW,
             Outcome.STAFF_DECISION,
             action.value,
@@ -450,8 +451,9 @@ class ReviewQueue:
         if claimed is None:
             return None
         lead, at = _text(claimed[0]), datetime.fromisoformat(_text(claimed[1]))
-        record = _record(
+        record = new_record(
             item,
+            item.summary,
             Stage.ESCALATION,
             Outcome.ESCALATED,
             "not_acted_on",
@@ -465,31 +467,3 @@ class ReviewQueue:
         added = await self.append(record)
         await self.redis.zrem(self._open_key, nudge_id)
         return record if added else None
-
-
-def _record(  # the parts of a record that differ between stages
-    item: ReviewItem,
-    stage: Stage,
-    outcome: Outcome,
-    reason: str,
-    detail: str,
-    decided_at: datetime,
-    **staff: Any,
-) -> InterventionRecord:
-    """The record a review stage writes about ``item``."""
-    return InterventionRecord(
-        record_id=record_id(item.nudge_id, stage),
-        nudge_id=item.nudge_id,
-        pseudonym=item.pseudonym,
-        rule_id=item.rule_id,
-        rule_version=item.rule_version,
-        tier=item.tier,
-        route=item.route,
-        stage=stage,
-        outcome=outcome,
-        reason=reason,
-        detail=detail,
-        decided_at=decided_at,
-        summary=item.summary,
-        **staff,
-    )
