@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -98,7 +99,8 @@ def prometheus(deployment: Pipeline, tmp_path_factory: pytest.TempPathFactory) -
     port = free_port()
     config = workdir / "prometheus.yml"
     config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        # A busy notifier can take more than a second to answer; the timeout is the interval.
+        "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 2s\n"
         "scrape_configs:\n"
         f"  - job_name: engagement-worker\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{deployment.ports['worker']}']\n"
@@ -157,13 +159,18 @@ def test_prometheus_scrapes_the_running_deployment_and_every_dashboard_query_ans
     )
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
-    empty = []
-    for panel in panels:
-        for target in panel["targets"]:
-            expr = target["expr"].replace("$__rate_interval", "30s")
-            if not query(prometheus, expr):
-                empty.append(f"{panel['title']}: {expr}")
-    assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+    waiting = {
+        f"{panel['title']}: {target['expr']}": target["expr"].replace("$__rate_interval", "30s")
+        for panel in panels
+        for target in panel["targets"]
+    }
+    # A rate needs two scrapes of its series in the window: ask again until each answers.
+    deadline = time.monotonic() + 90
+    while waiting and time.monotonic() < deadline:
+        waiting = {name: expr for name, expr in waiting.items() if not query(prometheus, expr)}
+        if waiting:
+            time.sleep(2)
+    assert not waiting, "dashboard queries without data:\n" + "\n".join(waiting)
 
 
 # -- no person in metrics or logs ------------------------------------------------------------------
