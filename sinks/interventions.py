@@ -32,7 +32,11 @@ from sinks.producer import ProduceError, RecordProducer
 log = logging.getLogger("engagement.interventions")
 
 OUTBOX_BATCH: Final = 500
-LOCK_MS: Final = 120_000  # four times the producer's acknowledgement timeout
+# Short, because a notifier killed while it holds the lock stops every other one publishing
+# until it runs out; each batch published renews it. A holder whose send outlasts it finds the
+# lock gone and leaves the trim to the next holder, which publishes those records again (the
+# topic's readers de-duplicate by record_id).
+LOCK_MS: Final = 10_000
 
 _APPEND = """
 local added = redis.call('SET', KEYS[1], '1', 'NX')
