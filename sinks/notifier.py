@@ -280,9 +280,6 @@ class Notifier:
             return
         await self._deliver(nudge, channel, stage, waited_s)
 
-    async def _deliver_deferred_to(self, nudge: Nudge, waited_s: float) -> None:
-        await self.deliver_deferred(nudge, waited_s)
-
     def _channel(self, nudge: Nudge, preferences: Preferences) -> Channel | None:
         """The rule's first channel that is configured and that the student has not opted
         out of: one message per nudge, never the same prompt on every channel."""
@@ -504,7 +501,7 @@ class Notifier:
             )
             for nudge in due:
                 try:
-                    await self._patiently("deferred", partial(self._deliver_deferred_to, nudge))
+                    await self._patiently("deferred", partial(self.deliver_deferred, nudge))
                 except HoldOn as hold:  # the rest stay deferred; their lease runs out
                     log.warning("deferred prompts held: %s", hold)
                     break

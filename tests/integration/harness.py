@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from agents.ingest import signal_partition
 from schemas.common import Source
+from schemas.nudges import Nudge
 from stream.processes import Child, free_port, scrape, total
 from stream.pseudonym import Pseudonymiser
 from stream.publisher import Publisher, ensure_topics
@@ -184,6 +185,18 @@ class Pipeline:
                     report = publisher.publish(source, batch)
                     assert report.refused == 0, report.summary()
                 publisher.flush()  # an hour's events are in the broker before the next hour's
+
+    def publish_nudges(self, nudges: Iterable[Nudge]) -> None:
+        """Put nudges on this deployment's nudges topic, as the worker's detector does."""
+        producer = KafkaProducer(bootstrap_servers=self.stack.kafka_bootstrap, acks="all")
+        for nudge in nudges:
+            producer.send(
+                self.settings.topics.nudges,
+                key=nudge.pseudonym.encode(),
+                value=nudge.model_dump_json().encode(),
+            )
+        producer.flush()
+        producer.close()
 
     def publish_raw(self, source: Source, payloads: Iterable[bytes]) -> None:
         """Publish bytes exactly as given (no validation)."""

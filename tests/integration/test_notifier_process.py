@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from schemas.nudges import Nudge, Route, Tier
 from schemas.review import DEFAULT_TEAMS
@@ -36,18 +35,6 @@ def prompt_for(pipeline: Pipeline, student_id: str, n: int = 0, **changes: Any) 
     return nudge.model_copy(
         update={"pseudonym": pseudonym, "nudge_id": f"{nudge.nudge_id}-{n}", **changes}
     )
-
-
-def publish_nudges(pipeline: Pipeline, *nudges: Nudge) -> None:
-    producer = KafkaProducer(bootstrap_servers=pipeline.stack.kafka_bootstrap, acks="all")
-    for nudge in nudges:
-        producer.send(
-            pipeline.settings.topics.nudges,
-            key=nudge.pseudonym.encode(),
-            value=nudge.model_dump_json().encode(),
-        )
-    producer.flush()
-    producer.close()
 
 
 # -- a notification service that can hold its answer -------------------------------------------
@@ -121,7 +108,7 @@ def test_a_notifier_killed_between_delivery_and_logging_delivers_and_logs_once(
         pipeline.env["ENGAGEMENT_WEBHOOK_TIMEOUT_S"] = "60"
         notifier = pipeline.start("notifier", "notifier")
         nudge = prompt_for(pipeline, "S-CRASH")
-        publish_nudges(pipeline, nudge)
+        pipeline.publish_nudges([nudge])
         wait_for("the message to reach the service", lambda: service.arrived.is_set() or None)
         if when == "after_the_answer":
             wait_for("the service to answer", lambda: service.answered.is_set() or None)
@@ -180,7 +167,7 @@ def test_staff_work_the_review_queue_from_the_command_line(
     invite = dict(tier=Tier.INVITATION, route=Route.PERSONAL_TUTOR, channels=())
     first = prompt_for(pipeline, "S-REV", 1, rule_id="no_activity_14d", **invite)
     second = prompt_for(pipeline, "S-REV", 2, rule_id="no_activity_14d", **invite)
-    publish_nudges(pipeline, first, second)
+    pipeline.publish_nudges([first, second])
     wait_for("both to be queued", lambda: len(pipeline.records("S-REV")) == 2 or None)
 
     mine = engagement(pipeline, "review", "list", "--staff", "T001").stdout

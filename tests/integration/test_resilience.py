@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from agents.rules import Student, evaluate_day
 from agents.score import DayFacts
@@ -147,15 +146,7 @@ def test_redis_outage_delays_delivery_and_loses_nothing(
     local_stack.stop_redis()
     stopped = time.monotonic()
     try:
-        producer = KafkaProducer(bootstrap_servers=pipeline.stack.kafka_bootstrap, acks="all")
-        for each in nudges:
-            producer.send(
-                pipeline.settings.topics.nudges,
-                key=each.pseudonym.encode(),
-                value=each.model_dump_json().encode(),
-            )
-        producer.flush()
-        producer.close()
+        pipeline.publish_nudges(nudges)
         pipeline.publish(Source.VLE, [vle(1, "S-DURING", TERM)], size=1)
         wait_for(
             "the notifier to notice",
