@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
+from agents.model.eventtime import to_epoch_ms
+from agents.model.pseudonym import Pseudonymiser
 from schemas.common import (
     SCHEMA_VERSION,
     Reason,
@@ -26,8 +28,6 @@ from schemas.common import (
 )
 from schemas.deadletter import DeadLetter
 from schemas.events import MODEL_BY_SOURCE, AttendanceMark, CardSwipe, VleActivity
-from stream.eventtime import to_epoch_ms
-from stream.pseudonym import Pseudonymiser
 
 _EXCERPT_CHARS = 512
 # Keys whose values identify a person; redacted in every dead-letter excerpt.

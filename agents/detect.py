@@ -17,15 +17,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from agents.health import HealthConfig, covers, find_gaps
-from agents.reference import Enrolment, ReferenceStore
-from agents.rules import Student, encode_states, evaluate_day
-from agents.score import DayFacts
-from agents.state import EngagementStore, StoredStudent
+from agents.model.eventtime import local_day_of_ms
+from agents.model.health import HealthConfig, covers, find_gaps
+from agents.model.rules import Student, encode_states, evaluate_day
+from agents.model.score import DayFacts
+from agents.store.reference import Enrolment, ReferenceStore
+from agents.store.state import EngagementStore, StoredStudent
 from schemas.health import SourceGap
 from schemas.nudges import Nudge
 from schemas.rules import RuleSet
-from stream.eventtime import local_day_of_ms
 
 HEALTH_SOURCES = ("swipe", "attendance", "vle")
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from agents.context import Context
 from agents.detect import Detection, Detector
-from agents.state import ApplyResult, EngagementStore
+from agents.model.eventtime import day_start_ms, from_epoch_ms
+from agents.store.state import ApplyResult, EngagementStore
 from schemas.common import Reason, Source
 from schemas.deadletter import DeadLetter
-from stream.app import Context
-from stream.eventtime import day_start_ms, from_epoch_ms
 
 log = logging.getLogger("engagement.state")
 

@@ -26,13 +26,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
+from agents.context import Context
 from agents.decode import Ingestor, IngestResult, Origin
-from agents.state import EngagementStore, FeedState
+from agents.model.pseudonym import Pseudonymiser
+from agents.store.state import EngagementStore, FeedState
 from ops.health import PartitionLag
 from schemas.common import SCHEMA_VERSION, Reason, Source
 from schemas.deadletter import DeadLetter
-from stream.app import Context
-from stream.pseudonym import Pseudonymiser
 
 log = logging.getLogger("engagement.ingest")
 AGE_SAMPLES = 8

@@ -6,12 +6,12 @@ import logging
 import time
 from typing import Any
 
-from agents.reference import ReferenceStore
+from agents.context import Context
+from agents.model.eventtime import from_epoch_ms
+from agents.store.reference import ReferenceStore
 from schemas.common import Reason
 from schemas.deadletter import DeadLetter
-from stream.app import Context
-from stream.eventtime import from_epoch_ms
-from stream.topics import REFERENCE_KINDS
+from schemas.topics import REFERENCE_KINDS
 
 log = logging.getLogger("engagement.reference")
 

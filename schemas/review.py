@@ -26,9 +26,9 @@ from pydantic import (
 )
 
 from schemas.common import SCHEMA_VERSION, WireModel
+from schemas.errors import ConfigError
 from schemas.nudges import Explanation, Route, Tier
 from schemas.signals import Pseudonym
-from stream.errors import ConfigError
 
 TEAMS_SCHEMA_VERSION: Final = 1
 DEFAULT_TEAMS = Path(__file__).resolve().parent.parent / "sinks" / "teams.default.toml"

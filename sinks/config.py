@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from schemas.errors import ConfigError
 from schemas.nudges import Channel, Route, Tier
+from schemas.quiet import QuietHours
 from schemas.review import TeamsConfig, load_teams
 from schemas.rules import RuleSet
+from schemas.settings import ENV, Settings
 from sinks.messages import MessageTemplates, load_messages
-from sinks.quiet import QuietHours
-from stream.errors import ConfigError
-from stream.settings import ENV, Settings
 
 MIN_SECRET = 16
 

@@ -19,10 +19,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from schemas.errors import ConfigError
 from schemas.interventions import RenderedMessage
 from schemas.nudges import Channel, Nudge, Tier
 from schemas.rules import Kind, Rule, RuleSet
-from stream.errors import ConfigError
 
 DEFAULT_MESSAGES: Final = Path(__file__).with_name("messages.default.toml")
 SCHEMA_VERSION: Final = 1
@@ -30,7 +30,7 @@ SCHEMA_VERSION: Final = 1
 SMS_MAX_CHARS: Final = 320
 NOT_KNOWN: Final = "not yet known"
 
-# The keys each kind of rule puts in explanation.metrics (the finders in agents/rules.py);
+# The keys each kind of rule puts in explanation.metrics (the finders in agents/model/rules.py);
 # tests/unit/test_messages.py checks them against real nudges.
 KIND_METRICS: Final[Mapping[Kind, frozenset[str]]] = {
     Kind.INACTIVITY: frozenset({"days_without_activity"}),

@@ -23,12 +23,12 @@ from functools import partial
 from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from agents.reference import ReferenceStore
-from agents.state import EngagementStore
+from agents.context import Context
+from agents.model.pseudonym import Pseudonymiser
+from agents.store.reference import ReferenceStore
+from agents.store.retry import REDIS_ERRORS, until_redis_answers
+from agents.store.state import EngagementStore
 from schemas.common import Reason
 from schemas.deadletter import DeadLetter
 from schemas.interventions import (
@@ -38,29 +38,19 @@ from schemas.interventions import (
 )
 from schemas.nudges import Channel, Nudge, Route, Tier
 from schemas.preferences import PreferenceChange, Preferences
-from sinks.cooldown import PromptCooldown
-from sinks.deferred import DeferredPrompts
-from sinks.interventions import InterventionLog, new_record
+from schemas.quiet import QuietHours
+from sinks.channels.outbound import CIRCUIT_OPEN, Outbound, Transport
 from sinks.messages import MessageTemplates
-from sinks.outbound import CIRCUIT_OPEN, Outbound, Transport
-from sinks.preferences import PreferenceStore
 from sinks.producer import ProduceError
-from sinks.quiet import QuietHours
-from sinks.review import ReviewQueue
-from stream.app import Context
-from stream.pseudonym import Pseudonymiser
+from sinks.stores.cooldown import PromptCooldown
+from sinks.stores.deferred import DeferredPrompts
+from sinks.stores.interventions import InterventionLog, new_record
+from sinks.stores.preferences import PreferenceStore
+from sinks.stores.review import ReviewQueue
 
 log = logging.getLogger("engagement.notifier")
 
 T = TypeVar("T")
-REDIS_ERRORS: Final = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    BusyLoadingError,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-)
 DEFERRED_PER_TICK: Final = 10
 MIN_BREAKER_WAIT_S: Final = 0.2
 
@@ -121,19 +111,13 @@ class Notifier:
     async def _patiently(self, stage: str, step: Callable[[float], Awaitable[T]]) -> T:
         """Run ``step(waited_s)`` until Redis answers; ``waited_s`` is how long it has waited,
         so the decision can record it. Nothing is sent while Redis cannot be read."""
-        delay = self.ctx.settings.redis_retry_s
-        first_failure: float | None = None
-        while True:
-            waited = 0.0 if first_failure is None else time.monotonic() - first_failure
-            try:
-                return await step(waited)
-            except REDIS_ERRORS as exc:
-                if first_failure is None:
-                    first_failure = time.monotonic()
-                self.metrics.redis_waits.labels(stage).inc()
-                log.warning("redis unavailable in %s (%s); retrying in %.1fs", stage, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await until_redis_answers(
+            stage,
+            step,
+            waits=self.metrics.redis_waits,
+            first_delay_s=self.ctx.settings.redis_retry_s,
+            max_delay_s=5.0,
+        )
 
     # -- nudges ------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Final
 
-from stream.errors import EngagementError
+from schemas.errors import EngagementError
 
 with warnings.catch_warnings():
     # kafka-python 3.0.12 uses importlib.resources APIs deprecated in 3.11 while importing.

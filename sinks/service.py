@@ -5,26 +5,26 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agents.reference import ReferenceStore
-from agents.state import EngagementStore
+from agents.context import Context
+from agents.model.pseudonym import Pseudonymiser
+from agents.store.reference import ReferenceStore
+from agents.store.state import EngagementStore
 from schemas.nudges import Channel
 from schemas.rules import RuleSet
-from sinks.breaker import CircuitBreaker
+from schemas.settings import Settings
+from sinks.channels.breaker import CircuitBreaker
+from sinks.channels.kafka import KafkaChannel
+from sinks.channels.outbound import Transport
+from sinks.channels.smtp import SmtpChannel
+from sinks.channels.webhook import WebhookChannel
 from sinks.config import NotifierConfig, load_notifier_config
-from sinks.cooldown import PromptCooldown
-from sinks.deferred import DeferredPrompts
-from sinks.interventions import InterventionLog
-from sinks.kafkachannel import KafkaChannel
 from sinks.notifier import Notifier
-from sinks.outbound import Transport
-from sinks.preferences import PreferenceStore
 from sinks.producer import RecordProducer
-from sinks.review import ReviewQueue
-from sinks.smtp import SmtpChannel
-from sinks.webhook import WebhookChannel
-from stream.app import Context
-from stream.pseudonym import Pseudonymiser
-from stream.settings import Settings
+from sinks.stores.cooldown import PromptCooldown
+from sinks.stores.deferred import DeferredPrompts
+from sinks.stores.interventions import InterventionLog
+from sinks.stores.preferences import PreferenceStore
+from sinks.stores.review import ReviewQueue
 
 log = logging.getLogger("engagement.notifier")
 

@@ -1,19 +1,15 @@
-"""The Faust application and the shared context its agents use."""
+"""The Faust application of a process: its agents' app, metrics, health and status pages."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import faust
-import redis.asyncio as aioredis
 from prometheus_client import generate_latest
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
+from agents.context import Context
 from ops.health import (
     PartitionLag,
     Progress,
@@ -23,64 +19,16 @@ from ops.health import (
     publish_lag,
     redis_answers,
 )
-from ops.metrics import Metrics, create_metrics, initialise_labels
+from ops.metrics import create_metrics, initialise_labels
+from ops.status import register_status_pages
 from schemas.rules import RuleSet, load_rules
-from stream.settings import Settings
-from stream.status import register_status_pages
+from schemas.settings import Settings
 from stream.transport import install
 
 log = logging.getLogger("engagement")
 
 Role = Literal["worker", "notifier"]
 METRICS_TYPE = "text/plain; version=0.0.4"
-T = TypeVar("T")
-
-
-@dataclass
-class Context:
-    """What the agents share: settings, rules, metrics and (lazily) Redis."""
-
-    settings: Settings
-    kafka_bootstrap: str
-    redis_url: str
-    rules: RuleSet
-    metrics: Metrics
-    app: Any = None
-    _redis: aioredis.Redis | None = None
-    # Partitions consumed outside Faust (the raw ingest's own consumer) report here too.
-    lag_sources: list[Callable[[], list[PartitionLag]]] = field(default_factory=list)
-    stuck: list[PartitionLag] = field(default_factory=list)
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        """The Redis client, created on first use inside the running event loop."""
-        if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self.redis_url,
-                socket_timeout=5,
-                socket_connect_timeout=2,
-                retry_on_timeout=False,
-            )
-        return self._redis
-
-    async def until_redis_answers(self, stage: str, step: Callable[[], Awaitable[T]]) -> T:
-        """Run ``step``; while Redis cannot be reached, wait and try again (nothing is lost).
-
-        Each step passed here is safe to repeat: state batches carry their offsets, and
-        deliveries carry their idempotency key.
-        """
-        delay = self.settings.redis_retry_s
-        while True:
-            started = time.perf_counter()
-            try:
-                result = await step()
-                self.metrics.redis_seconds.labels(stage).observe(time.perf_counter() - started)
-                return result
-            except (ConnectionError, TimeoutError, BusyLoadingError, OSError) as exc:
-                self.metrics.redis_waits.labels(stage).inc()
-                log.warning("redis unavailable in %s (%s); retrying in %.1fs", stage, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
 
 def broker_url(bootstrap: str, scheme: str = "kafka") -> str:
@@ -138,7 +86,7 @@ def create_app(
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "alive", "role": role})
 
-    register_status_pages(app, ctx, role)
+    register_status_pages(app, ctx.metrics.registry, role)
     group = f"{settings.topic_prefix}engagement-{role}"
     progress = Progress(stuck_after_s=settings.stuck_after_s)
 

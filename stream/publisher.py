@@ -33,9 +33,9 @@ from schemas.common import (
     find_forbidden,
 )
 from schemas.common import normalise_name as _normalise_name
+from schemas.errors import EngagementError
 from schemas.events import MODEL_BY_SOURCE
-from stream.errors import EngagementError
-from stream.topics import TopicNames
+from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

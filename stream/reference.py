@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from schemas.common import classify_validation_error
 from schemas.reference import REFERENCE_MODELS
-from stream.topics import TopicNames
+from schemas.topics import TopicNames
 
 ID_FIELD = {"roster": "student_id", "timetable": "session_id", "exemptions": "exemption_id"}
 

@@ -7,9 +7,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream.errors import ConfigError
-from stream.settings import ENV, Settings, load_settings
-from stream.stack import load_endpoints
+from schemas.errors import ConfigError
+from schemas.settings import ENV, Settings, load_settings
+from stream.dev.stack import load_endpoints
 
 DEV_KEY_FILE = "pseudonym.key"
 

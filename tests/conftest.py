@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.stack import Endpoints, LocalStack
+from stream.dev.stack import Endpoints, LocalStack
 
 # kafka-python 3.0.12 calls the deprecated importlib.resources read_text/open_text while its
 # modules load. With filterwarnings = error the first `import kafka` in a test or a collected

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.stack import Endpoints
+from stream.dev.stack import Endpoints
 from tests.integration.harness import Pipeline
 
 

@@ -16,13 +16,13 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from agents.ingest import signal_partition
+from agents.model.pseudonym import Pseudonymiser
 from schemas.common import Source
 from schemas.nudges import Nudge
-from stream.processes import Child, free_port, scrape, total
-from stream.pseudonym import Pseudonymiser
+from schemas.settings import Settings, load_settings
+from stream.dev.processes import Child, free_port, scrape, total
+from stream.dev.stack import Endpoints
 from stream.publisher import Publisher, ensure_topics
-from stream.settings import Settings, load_settings
-from stream.stack import Endpoints
 
 T = TypeVar("T")
 TERM = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)  # a Monday

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from stream.stack import Endpoints
+from stream.dev.stack import Endpoints
 
 pytestmark = pytest.mark.integration
 

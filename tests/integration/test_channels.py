@@ -28,11 +28,11 @@ from multidict import CIMultiDict
 
 from schemas.interventions import RenderedMessage
 from schemas.nudges import Channel
-from sinks.breaker import CircuitBreaker
-from sinks.outbound import Outbound
-from sinks.smtp import FALLBACK_SUBJECT, SmtpChannel
-from sinks.webhook import WebhookChannel, sign, verify
-from stream.processes import free_port
+from sinks.channels.breaker import CircuitBreaker
+from sinks.channels.outbound import Outbound
+from sinks.channels.smtp import FALLBACK_SUBJECT, SmtpChannel
+from sinks.channels.webhook import WebhookChannel, sign, verify
+from stream.dev.processes import free_port
 
 pytestmark = pytest.mark.integration
 

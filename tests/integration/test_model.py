@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from schemas.common import Source
+from stream.dev.simulate import SimConfig, simulate
 from stream.publisher import Publisher
-from stream.simulate import SimConfig, simulate
 from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

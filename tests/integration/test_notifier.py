@@ -24,34 +24,34 @@ from hypothesis import strategies as st
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from agents.reference import ReferenceStore
-from agents.state import EngagementStore
+from agents.context import Context
+from agents.model.pseudonym import Pseudonymiser
+from agents.store.reference import ReferenceStore
+from agents.store.state import EngagementStore
 from ops.metrics import create_metrics
 from schemas.interventions import Outcome, StaffAction, Stage
 from schemas.nudges import Channel, Nudge, Route, Tier
 from schemas.preferences import PreferenceChange
+from schemas.quiet import QuietHours
 from schemas.reference import RosterEntry
 from schemas.review import DEFAULT_TEAMS, load_teams
 from schemas.rules import load_rules
-from sinks.breaker import CircuitBreaker
-from sinks.cooldown import PromptCooldown
-from sinks.deferred import DeferredPrompts
-from sinks.interventions import InterventionLog
+from schemas.settings import load_settings
+from sinks.channels.breaker import CircuitBreaker
+from sinks.channels.outbound import Transport
+from sinks.channels.smtp import SmtpChannel
+from sinks.channels.webhook import SIGNATURE_HEADER, WebhookChannel, verify
 from sinks.messages import load_messages
 from sinks.notifier import Notifier
-from sinks.outbound import Transport
-from sinks.preferences import PreferenceStore
 from sinks.producer import RecordProducer
-from sinks.quiet import QuietHours
-from sinks.review import ReviewQueue
-from sinks.smtp import SmtpChannel
-from sinks.webhook import SIGNATURE_HEADER, WebhookChannel, verify
-from stream.app import Context
-from stream.processes import free_port
-from stream.pseudonym import Pseudonymiser
+from sinks.stores.cooldown import PromptCooldown
+from sinks.stores.deferred import DeferredPrompts
+from sinks.stores.interventions import InterventionLog
+from sinks.stores.preferences import PreferenceStore
+from sinks.stores.review import ReviewQueue
+from stream.dev.processes import free_port
+from stream.dev.stack import Endpoints
 from stream.publisher import ensure_topics
-from stream.settings import load_settings
-from stream.stack import Endpoints
 from tests.unit.build import days, only, run, student
 
 pytestmark = pytest.mark.integration

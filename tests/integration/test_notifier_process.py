@@ -16,8 +16,8 @@ import pytest
 
 from schemas.nudges import Nudge, Route, Tier
 from schemas.review import DEFAULT_TEAMS
-from sinks.webhook import SIGNATURE_HEADER, verify
-from stream.stack import Endpoints
+from sinks.channels.webhook import SIGNATURE_HEADER, verify
+from stream.dev.stack import Endpoints
 from tests.integration.harness import WEBHOOK_SECRET, Pipeline, wait_for
 from tests.unit.build import days, only, run, student
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from schemas.common import Source
-from stream.processes import free_port, http_get, scrape, total
-from stream.stack import Endpoints, LocalStack
+from stream.dev.processes import free_port, http_get, scrape, total
+from stream.dev.stack import Endpoints, LocalStack
 from tests.integration.harness import Pipeline, vle, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from schemas.common import Source
-from stream.stack import Endpoints
+from stream.dev.stack import Endpoints
 from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ from kafka import KafkaAdminClient, KafkaConsumer
 
 from schemas.common import Source
 from schemas.events import Envelope
+from schemas.topics import TopicNames
+from stream.dev.stack import Endpoints
 from stream.publisher import Publisher, ensure_topics
-from stream.stack import Endpoints
-from stream.topics import TopicNames
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agents.rules import Student, evaluate_day
-from agents.score import DayFacts
+from agents.model.rules import Student, evaluate_day
+from agents.model.score import DayFacts
 from schemas.common import Source
 from schemas.rules import load_rules
-from stream.stack import LocalStack
+from stream.dev.stack import LocalStack
 from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
 
 OUTAGE_S = 10.0

@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 from schemas.interventions import InterventionRecord, Outcome, StaffAction, Stage
 from schemas.nudges import Explanation, Nudge, Route, Tier
 from schemas.review import DEFAULT_TEAMS, TeamsConfig, load_teams
-from sinks.interventions import record_id
-from sinks.review import ReviewError, ReviewQueue
-from stream.stack import Endpoints
+from sinks.stores.interventions import record_id
+from sinks.stores.review import ReviewError, ReviewQueue
+from stream.dev.stack import Endpoints
 
 pytestmark = pytest.mark.integration
 

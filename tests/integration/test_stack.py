@@ -15,9 +15,9 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from stream.stack import STATE_FILE, Endpoints, LocalStack, StackError, down, load_endpoints
-from stream.stack import status as stack_status
-from stream.stack import up as stack_up
+from stream.dev.stack import STATE_FILE, Endpoints, LocalStack, StackError, down, load_endpoints
+from stream.dev.stack import status as stack_status
+from stream.dev.stack import up as stack_up
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
 def test_down_stops_a_stack_started_by_another_process(tmp_path: Path) -> None:
     """A stack that `up` left behind in an exited process is found and stopped by `down`."""
     state = tmp_path / "state"
-    code = "import sys, pathlib, stream.stack as s; s.up(pathlib.Path(sys.argv[1]))"
+    code = "import sys, pathlib, stream.dev.stack as s; s.up(pathlib.Path(sys.argv[1]))"
     subprocess.run([sys.executable, "-c", code, str(state)], check=True, timeout=120)
     try:
         pids = _recorded_pids(state)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.processes import free_port
+from stream.dev.processes import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
-from agents.rules import Student, evaluate_day
-from agents.score import DayFacts
+from agents.model.pseudonym import Pseudonymiser
+from agents.model.rules import Student, evaluate_day
+from agents.model.score import DayFacts
 from schemas.nudges import Nudge
 from schemas.rules import Mode, RuleSet, load_rules
-from stream.pseudonym import Pseudonymiser
 
 LONDON = ZoneInfo("Europe/London")
 DEFAULTS = load_rules()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.backtest import Decision, build_report, render_report
+from stream.offline.backtest import Decision, build_report, render_report
 
 _ids = count()
 FIRST, LAST = date(2026, 9, 28), date(2026, 12, 13)  # Monday of week 1 to Sunday of week 11

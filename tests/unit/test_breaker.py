@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sinks.breaker import CircuitBreaker
+from sinks.channels.breaker import CircuitBreaker
 
 
 class Clock:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from ops.metrics import create_metrics
-from stream.settings import ENV
-from stream.topics import REFERENCE_KINDS, TopicNames
+from schemas.settings import ENV
+from schemas.topics import REFERENCE_KINDS, TopicNames
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -207,7 +207,7 @@ def test_engagement_environment_uses_only_settings_names(
     known = set(ENV.values())
     for name in ENGAGEMENT_SERVICES:
         unknown = set(_environment(services[name])) - known
-        assert not unknown, f"{name} sets variables stream/settings.py does not read: {unknown}"
+        assert not unknown, f"{name} sets variables schemas/settings.py does not read: {unknown}"
 
 
 def test_engagement_environment_points_at_the_stack(services: dict[str, dict[str, Any]]) -> None:

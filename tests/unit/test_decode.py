@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from agents.decode import Ingestor, IngestResult, Origin, approximate_size, redact
+from agents.model.pseudonym import Pseudonymiser
 from schemas.common import Reason, Source
 from schemas.deadletter import DeadLetter
 from schemas.signals import Signal
-from stream.pseudonym import Pseudonymiser
 
 LONDON = ZoneInfo("Europe/London")
 MIB = 1_048_576

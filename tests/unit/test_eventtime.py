@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stream.eventtime import (
+from agents.model.eventtime import (
     MS_PER_DAY,
     day_length,
     day_start_ms,

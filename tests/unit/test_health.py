@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.health import (
+from agents.model.health import (
     HealthConfig,
     covers,
     door_gaps,
@@ -19,7 +19,7 @@ from agents.health import (
     pattern_gaps,
     register_gaps,
 )
-from agents.reference import Enrolment, Session
+from agents.store.reference import Enrolment, Session
 from schemas.health import SourceGap
 
 LONDON = ZoneInfo("Europe/London")
@@ -612,7 +612,7 @@ def test_an_hour_busy_tuesday_to_friday_is_not_a_monday_gap() -> None:
     # weekdays, exactly the 80% share, so every ordinary Monday is reported silent against
     # its pattern, and the gap (no modules) covers every student's swipes and attendance.
     # The silence recurs on the same weekday every week: it is the building's timetable, not
-    # a fault. Fails while agents/health.py counts 4 of 5 weekdays (pattern_share = 0.8,
+    # a fault. Fails while agents/model/health.py counts 4 of 5 weekdays (pattern_share = 0.8,
     # ceil(0.8 * 10) = 8) as "normally busy".
     earlier = range(MONDAY - 14, MONDAY)
     history = every_day(earlier, {})

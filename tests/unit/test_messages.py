@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.score import DayFacts
+from agents.model.score import DayFacts
+from schemas.errors import ConfigError
 from schemas.nudges import Channel, Explanation, Nudge, Tier
 from schemas.rules import Kind, Rule
 from sinks.messages import (
@@ -23,7 +24,6 @@ from sinks.messages import (
     format_day,
     load_messages,
 )
-from stream.errors import ConfigError
 from tests.unit.build import DEFAULTS, PSEUDONYM, days, only, run, student
 
 MESSAGES = load_messages(None, DEFAULTS)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import VleActivity
-from stream.oulad import (
+from stream.offline.oulad import (
     is_adverse,
     local_noon,
     read_oulad_sites,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from stream.pseudonym import Pseudonymiser
+from agents.model.pseudonym import Pseudonymiser
 
 KEY = SecretStr("k" * 20)
 FORMAT = re.compile(r"^p_[0-9a-f]{32}$")

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 import stream.publisher as publisher_module
 from schemas.common import Reason, Source
 from schemas.events import CardSwipe, Envelope, VleActivity
+from schemas.topics import TopicNames
 from stream.publisher import (
     MAX_EVENT_BYTES,
     Checked,
@@ -30,7 +31,6 @@ from stream.publisher import (
     publish_file,
     read_file,
 )
-from stream.topics import TopicNames
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=timezone(timedelta(hours=1)))
 

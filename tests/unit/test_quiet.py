@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinks.quiet import QuietHours
+from schemas.quiet import QuietHours
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from schemas.errors import ConfigError
 from schemas.nudges import Route
 from schemas.review import DEFAULT_TEAMS, TeamsFileError, load_teams
-from stream.errors import ConfigError
 
 GOOD = """\
 schema_version = 1

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from agents.ingest import SIGNALS_PER_MESSAGE, SignalRouter, pack_signals, signal_partition
-from agents.state import FeedState
+from agents.store.state import FeedState
 
 HOUR = 3_600_000
 IDLE = 60.0

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agents.score import DayFacts, ScoreInputs, band, daily_score, score_inputs, score_of
+from agents.model.eventtime import local_day_of_ms, to_epoch_ms
+from agents.model.score import DayFacts, ScoreInputs, band, daily_score, score_inputs, score_of
 from schemas.rules import ScoreCaps, ScoreModel, ScoreWeights
-from stream.eventtime import local_day_of_ms, to_epoch_ms
 
 LONDON = ZoneInfo("Europe/London")
 DEFAULT = ScoreModel()

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stream.errors import ConfigError
-from stream.settings import ENV, Settings, load_settings
+from schemas.errors import ConfigError
+from schemas.settings import ENV, Settings, load_settings
 
 KEY_VAR = "ENGAGEMENT_PSEUDONYM_KEY"
 GOOD_KEY = "k" * 20

@@ -16,6 +16,14 @@ from pydantic import ValidationError
 
 from schemas.common import Reason, Source, find_forbidden
 from schemas.events import MODEL_BY_SOURCE
+from stream.dev.simulate import (
+    DISENGAGING,
+    Persona,
+    SimConfig,
+    Simulation,
+    publish_simulation,
+    simulate,
+)
 from stream.publisher import (
     MAX_EVENT_BYTES,
     Checked,
@@ -24,14 +32,6 @@ from stream.publisher import (
     classify_validation_error,
     pack_events,
     read_file,
-)
-from stream.simulate import (
-    DISENGAGING,
-    Persona,
-    SimConfig,
-    Simulation,
-    publish_simulation,
-    simulate,
 )
 
 LONDON = ZoneInfo("Europe/London")

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ops.metrics import Metrics, create_metrics
-from stream.status import (
+from ops.status import (
     KNOWN_LABELS,
     PAGE,
     PAGE_HEADERS,

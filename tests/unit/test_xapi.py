@@ -21,10 +21,9 @@ from schemas.interventions import (
     Stage,
 )
 from schemas.nudges import Channel, Route, Tier
-from sinks import export as export_module
-from sinks.export import ExportReport, write_exports
-from sinks.interventions import record_id
-from sinks.xapi import (
+from sinks.export import records as export_module
+from sinks.export.records import ExportReport, write_exports
+from sinks.export.xapi import (
     EXT_INTERVENTION,
     EXT_RECIPE_CAT,
     EXT_VERSION,
@@ -35,6 +34,7 @@ from sinks.xapi import (
     VERB_UPDATE,
     case_statements,
 )
+from sinks.stores.interventions import record_id
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "jisc-xapi-case"
 DOCS = Path(__file__).parent.parent.parent / "docs" / "export.md"

@@ -1,0 +1,130 @@
+"""`engagement replay`: settings, Redis and files for a replay; prints and writes the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from agents.model.pseudonym import Pseudonymiser
+from schemas.common import Source
+from schemas.errors import ConfigError
+from schemas.rules import RulesFileError, load_rules
+from schemas.settings import ENV, Settings, load_settings
+from stream.dev.stack import LocalStack, load_endpoints
+from stream.offline.backtest import render_report
+from stream.offline.replay import ReplayInput, ReplayResult, replay, truth_summary
+from stream.runtime import dev_key
+
+
+def _settings() -> Settings:
+    overrides: dict[str, object] = {}
+    if ENV["pseudonym_key"] not in os.environ:
+        state_dir = Path(os.environ.get(ENV["state_dir"], ".engagement"))
+        overrides["pseudonym_key"] = dev_key(state_dir, create=True)
+    return load_settings(**overrides)
+
+
+@contextlib.contextmanager
+def _redis_url(settings: Settings) -> Iterator[str]:
+    """Redis to replay in: REDIS_URL, the running local stack, or one started for the replay."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    recorded = load_endpoints(settings.state_dir)
+    if recorded is not None:
+        yield recorded.redis_url
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="engagement-replay-") as tmp,
+        LocalStack(Path(tmp)) as stack,
+    ):
+        yield stack.endpoints.redis_url
+
+
+def _from_sim_dir(spec: ReplayInput, base: Path, args: argparse.Namespace) -> None:
+    for source in Source:
+        path = base / f"{source.value}.jsonl"
+        if path.exists():
+            spec.events.append((source, path))
+    for kind in ("roster", "timetable"):
+        if (base / f"{kind}.jsonl").exists():
+            spec.reference[kind] = base / f"{kind}.jsonl"
+    if args.truth is None and (base / "truth.json").exists():
+        args.truth = str(base / "truth.json")
+
+
+def spec_from_args(args: argparse.Namespace) -> ReplayInput:
+    """What to replay, from the command line."""
+    spec = ReplayInput()
+    if args.sim_dir:
+        _from_sim_dir(spec, Path(args.sim_dir), args)
+    for source in Source:
+        spec.events.extend((source, Path(f)) for f in getattr(args, source.value))
+    if args.oulad_vle:
+        spec.oulad_vle = Path(args.oulad_vle)
+        spec.oulad_start = date.fromisoformat(args.oulad_start)
+        spec.oulad_sites = Path(args.oulad_sites) if args.oulad_sites else None
+    for kind in ("roster", "timetable", "exemptions"):
+        if getattr(args, kind):
+            spec.reference[kind] = Path(getattr(args, kind))
+    if args.outcomes:
+        spec.outcomes = Path(args.outcomes)
+        spec.outcome_course = args.outcome_course
+    if not spec.events and spec.oulad_vle is None:
+        msg = "nothing to replay: give --sim-dir, --swipe/--attendance/--vle FILE or --oulad-vle"
+        raise ConfigError(msg)
+    return spec
+
+
+async def _run(url: str, spec: ReplayInput, settings: Settings, rules: Any) -> ReplayResult:
+    client = aioredis.from_url(url)
+    try:
+        return await replay(spec, settings, client, rules)
+    finally:
+        await client.aclose()
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """The command: replay, write the nudges and the report, print the report."""
+    settings = _settings()
+    try:
+        rules = load_rules(Path(args.rules) if args.rules else settings.rules_file)
+    except RulesFileError as exc:
+        raise ConfigError(str(exc)) from None
+    spec = spec_from_args(args)
+    with _redis_url(settings) as url:
+        result = asyncio.run(_run(url, spec, settings, rules))
+    report = result.report
+    if args.truth:
+        truth = json.loads(Path(args.truth).read_text(encoding="utf-8"))
+        last = date.fromisoformat(report["period"]["last_day"])
+        pseudonymise = Pseudonymiser(settings.pseudonym_key)
+        report["ground_truth"] = truth_summary(truth, result.nudges, pseudonymise, last)
+    Path(args.report).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    with Path(args.nudges).open("w", encoding="utf-8") as out:
+        for nudge in result.nudges:
+            out.write(nudge.model_dump_json() + "\n")
+    print(render_report(report))
+    if "ground_truth" in report:
+        print("Against the simulation's ground truth:")
+        for persona, row in sorted(report["ground_truth"].items()):
+            after = row["median_days_after_disengaging"]
+            when = f", a median of {after:g} days after disengaging" if after is not None else ""
+            print(f"  {persona}: reached {row['reached']} of {row['students']}{when}")
+    print(
+        f"Replayed {result.events} events in {result.seconds:.1f} s "
+        f"({result.events_per_second:,.0f} events/s); {result.too_late} too late, "
+        f"{result.duplicates} duplicates, {sum(result.refused.values())} refused."
+    )
+    print(f"Report: {args.report}; decisions: {args.nudges}")
+    return 0
