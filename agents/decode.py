@@ -19,15 +19,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from agents.model.eventtime import to_epoch_ms
 from agents.model.pseudonym import Pseudonymiser
-from schemas.common import (
-    SCHEMA_VERSION,
-    Reason,
-    Source,
-    classify_validation_error,
-    find_forbidden,
-)
+from schemas.common import SCHEMA_VERSION, Reason, classify_validation_error, find_forbidden
 from schemas.deadletter import DeadLetter
-from schemas.events import MODEL_BY_SOURCE, AttendanceMark, CardSwipe, VleActivity
+from schemas.feeds import RawEvent
+from schemas.sources import SOURCES, SourceRegistry
 
 _EXCERPT_CHARS = 512
 # Keys whose values identify a person; redacted in every dead-letter excerpt.
@@ -84,20 +79,12 @@ def classify(error: ValidationError) -> tuple[Reason, str]:
     return classify_validation_error(error)
 
 
-# Which fields of each source become a signal's ``kind`` and ``context``.
-KIND_AND_CONTEXT = {
-    Source.SWIPE: attrgetter("direction", "building"),
-    Source.ATTENDANCE: attrgetter("status", "module"),
-    Source.VLE: attrgetter("action", "course"),
-}
-
-
 class Ingestor:
     """Turns raw messages of one source into canonical signals."""
 
     def __init__(
         self,
-        source: Source,
+        source: str,
         pseudonymise: Pseudonymiser,
         zone: ZoneInfo,
         *,
@@ -105,10 +92,13 @@ class Ingestor:
         max_event_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_skew_s: int = 300,
+        sources: SourceRegistry = SOURCES,
     ) -> None:
-        self.source = source
-        self._model = MODEL_BY_SOURCE[source]
-        self._kind_and_context = KIND_AND_CONTEXT[source]
+        self.kind = sources[source]
+        self.source = str(self.kind.name)  # a plain str: it is every signal's "source"
+        self._model = self.kind.model
+        # Which fields of the event become the signal's ``kind`` and ``context``.
+        self._kind_and_context = attrgetter(self.kind.signal_kind, self.kind.signal_context)
         self._list: TypeAdapter[list[Any]] = TypeAdapter(list[self._model])  # type: ignore[name-defined]  # a model chosen at run time
         self._fields = frozenset(self._model.model_fields)
         self._pseudonymise = pseudonymise
@@ -261,7 +251,7 @@ class Ingestor:
         self,
         result: IngestResult,
         origin: Origin,
-        valid: CardSwipe | AttendanceMark | VleActivity,
+        valid: RawEvent,
     ) -> None:
         pseudonym = self._pseudonymise(valid.student_id)
         kind, context = self._kind_and_context(valid)
@@ -282,7 +272,7 @@ class Ingestor:
                 "schema_version": SCHEMA_VERSION,
                 "event_id": valid.event_id,
                 "pseudonym": pseudonym,
-                "source": self.source.value,
+                "source": self.source,
                 "occurred_at_ms": occurred_ms,
                 "day": day,
                 "hour": hour,

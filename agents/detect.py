@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from agents.model.eventtime import local_day_of_ms
-from agents.model.health import HealthConfig, covers, find_gaps
-from agents.model.rules import Student, encode_states, evaluate_day
+from agents.model.health import HealthConfig, covers, find_gaps, watched_sources
+from agents.model.reference import Enrolment
+from agents.model.rules import evaluate_day
+from agents.model.rulestate import encode_states
 from agents.model.score import DayFacts
-from agents.store.reference import Enrolment, ReferenceStore
+from agents.model.student import Student
+from agents.store.reference import ReferenceStore
 from agents.store.state import EngagementStore, StoredStudent
 from schemas.health import SourceGap
 from schemas.nudges import Nudge
 from schemas.rules import RuleSet
-
-HEALTH_SOURCES = ("swipe", "attendance", "vle")
+from schemas.sources import SOURCES, SourceRegistry
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Detector:
         grace_ms: int,
         partitions: int,
         health: HealthConfig | None = None,
+        sources: SourceRegistry = SOURCES,
     ) -> None:
         self.store = store
         self.reference = reference
@@ -67,6 +70,7 @@ class Detector:
         self.grace_ms = grace_ms
         self.partitions = partitions
         self.health = health or HealthConfig()
+        self.sources = sources
         # pseudonym -> (last day read, day -> facts) for closed days, which never change; and
         # the scores of closed days, which therefore never change either
         self._facts: dict[str, tuple[int, dict[int, DayFacts]]] = {}
@@ -112,13 +116,13 @@ class Detector:
             return
         span = self.health.pattern_days
         activity: dict[str, dict[int, dict[tuple[str, int], int]]] = {}
-        for source in HEALTH_SOURCES:
+        for source in watched_sources(self.sources):
             activity[source] = {}
             for day in range(start - span, closed + 1):
                 activity[source][day] = await self.store.activity(source, day)
         for day in range(start, closed + 1):
             sessions = await self.reference.sessions(day)
-            gaps = find_gaps(day, activity, sessions, self.health, self.zone)
+            gaps = find_gaps(day, activity, sessions, self.health, self.zone, self.sources)
             await self.store.save_gaps(day, gaps)
             detection.gaps.extend(gaps)
 

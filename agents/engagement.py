@@ -14,14 +14,20 @@ from redis.exceptions import ResponseError
 from agents.context import Context
 from agents.detect import Detection, Detector
 from agents.model.eventtime import day_start_ms, from_epoch_ms
-from agents.store.state import ApplyResult, EngagementStore
-from schemas.common import Reason, Source
+from agents.store.state import ApplyResult, BatchRefused, EngagementStore
+from schemas.common import Reason
 from schemas.deadletter import DeadLetter
+from schemas.sources import SOURCES, SourceRegistry
 
 log = logging.getLogger("engagement.state")
 
 _SIGNAL_HEADER = b'{"schema_version":1,'
 _PUBLISHED = re.compile(rb'^\{"schema_version":1,"published_at_ms":(\d+)')
+
+
+def initial_health(sources: SourceRegistry = SOURCES) -> dict[tuple[str, str], int]:
+    """Every registered feed as a whole, healthy until a gap says otherwise."""
+    return {(str(source), "all"): 1 for source in sources}
 
 
 def _published_ms(value: Any) -> int | None:
@@ -46,7 +52,7 @@ class EngagementAgent:
         self.health_topic = ctx.app.topic(names.health, partitions=settings.partitions)
         self.zone = settings.zone
         # Whole feeds are known from the start; buildings and registers once a gap names them.
-        self._health: dict[tuple[str, str], int] = {(s.value, "all"): 1 for s in Source}
+        self._health = initial_health()
         for (source, location), value in self._health.items():
             self.metrics.source_health.labels(source, location).set(value)
         # The batch handler and the idle sweep never decide at the same time.
@@ -93,13 +99,13 @@ class EngagementAgent:
             kept.append(message)
         try:
             return await self._apply(messages)
-        except ResponseError:
+        except (ResponseError, BatchRefused):
             log.exception("state script refused a batch; applying its messages one by one")
         total = ApplyResult()
         for message, item in zip(kept, messages, strict=True):
             try:
                 one = await self._apply([item])
-            except ResponseError as exc:
+            except (ResponseError, BatchRefused) as exc:
                 await self.set_aside(message, f"the state script refused it: {exc}")
                 continue
             total.applied += one.applied

@@ -14,6 +14,7 @@ _BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 
 if TYPE_CHECKING:
     from schemas.rules import RuleSet
+    from schemas.sources import SourceRegistry
 
 
 @dataclass(frozen=True)
@@ -270,19 +271,27 @@ def _create(reg: CollectorRegistry) -> Metrics:
 GAP_REASONS = ("silent_against_pattern", "door_silent_during_session", "register_without_marks")
 
 
-def initialise_labels(metrics: Metrics, role: str, rules: RuleSet | None = None) -> None:
+def initialise_labels(
+    metrics: Metrics,
+    role: str,
+    rules: RuleSet | None = None,
+    sources: SourceRegistry | None = None,
+) -> None:
     """Create the series every dashboard panel and alert reads, at zero, so that a query for
     a rate that has not happened yet answers 0 instead of nothing (and ``increase`` sees the
-    first event). Only fixed values: sources, reasons, outcomes, channels, stages, rules."""
-    from schemas.common import Reason, Source  # schemas import nothing from ops
+    first event). Only fixed values: every registered source (``sources``, default all of
+    ``schemas.sources.SOURCES``), reasons, outcomes, channels, stages, rules."""
+    from schemas.common import Reason  # schemas import nothing from ops
     from schemas.interventions import Outcome
+    from schemas.sources import SOURCES
 
-    for source in Source:
-        metrics.events_received.labels(source.value)
-        metrics.signals_emitted.labels(source.value)
-        metrics.late_events.labels(source.value)
+    for source in sources if sources is not None else SOURCES:
+        label = str(source)
+        metrics.events_received.labels(label)
+        metrics.signals_emitted.labels(label)
+        metrics.late_events.labels(label)
         for gap in GAP_REASONS:
-            metrics.source_gaps.labels(source.value, gap)
+            metrics.source_gaps.labels(label, gap)
     for reason in Reason:
         metrics.dead_lettered.labels(reason.value)
     stages = (

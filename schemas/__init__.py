@@ -14,10 +14,12 @@ from schemas.interventions import InterventionRecord, Outcome
 from schemas.nudges import Channel, Explanation, Nudge, Tier
 from schemas.preferences import Preferences
 from schemas.signals import Signal, SignalBatch
+from schemas.sources import SOURCES, SourceKind, SourceRegistry
 
 __all__ = [
     "MODEL_BY_SOURCE",
     "SCHEMA_VERSION",
+    "SOURCES",
     "AnyRawEvent",
     "AttendanceMark",
     "CardSwipe",
@@ -33,6 +35,8 @@ __all__ = [
     "Signal",
     "SignalBatch",
     "Source",
+    "SourceKind",
+    "SourceRegistry",
     "Tier",
     "VleActivity",
     "find_forbidden",

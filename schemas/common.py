@@ -19,7 +19,11 @@ class WireModel(BaseModel):
 
 
 class Source(StrEnum):
-    """The engagement feeds the product accepts."""
+    """Names of the feeds the product ships with, for code that names one (``Source.VLE``).
+
+    Which feeds exist is the registry in :mod:`schemas.sources`: enumerate that, never this
+    enum, so that a feed added there is seen everywhere.
+    """
 
     SWIPE = "swipe"
     ATTENDANCE = "attendance"

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.common import SCHEMA_VERSION, WireModel
+from schemas.sources import RegisteredSource
 
 
 class SourceGap(WireModel):
@@ -19,7 +20,7 @@ class SourceGap(WireModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     gap_id: str
-    source: Literal["swipe", "attendance", "vle"]
+    source: RegisteredSource
     location: str = Field(description="Building, module register, or 'all' for a whole feed.")
     day: date
     start_hour: int = Field(ge=0, le=23)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.common import SCHEMA_VERSION, WireModel
-from schemas.events import ShortText, StudentId
+from schemas.fields import ShortText, StudentId
 from schemas.nudges import Channel
 
 

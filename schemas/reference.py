@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from schemas.common import SCHEMA_VERSION, WireModel
-from schemas.events import EventTime, ShortText, StudentId
+from schemas.fields import EventTime, ShortText, StudentId
 
 
 class RosterEntry(WireModel):

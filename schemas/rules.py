@@ -12,15 +12,19 @@ import string
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.errors import ConfigError
 from schemas.nudges import Channel, Route, Tier
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")]
+# The sources a rule may read: those the engagement model counts per day
+# (agents.model.score.DayFacts). A registered feed (schemas.sources) that the model does not
+# count yet is ingested, kept and watched for gaps, but no rule can read it.
 SourceName = Literal["swipe", "attendance", "vle"]
-ALL_SOURCES: tuple[SourceName, ...] = ("swipe", "attendance", "vle")
+ALL_SOURCES: tuple[SourceName, ...] = get_args(SourceName)
 
 
 class Mode(StrEnum):
@@ -230,7 +234,7 @@ class RuleSet(BaseModel):
         return longest + self.score.window_days + 7
 
 
-class RulesFileError(ValueError):
+class RulesFileError(ConfigError):
     """The rules file cannot be used; the message names the file, the rule and the field."""
 
 

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas.common import SCHEMA_VERSION, Source, WireModel
+from schemas.common import SCHEMA_VERSION, WireModel
+from schemas.sources import RegisteredSource
 
 Pseudonym = Annotated[str, StringConstraints(pattern=r"^p_[0-9a-f]{32}$")]
 
@@ -21,7 +22,7 @@ class Signal(WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: str
     pseudonym: Pseudonym
-    source: Source
+    source: RegisteredSource
     occurred_at_ms: int = Field(description="Event time, milliseconds since the Unix epoch (UTC).")
     day: int = Field(description="Calendar day in the institution's timezone, as a date ordinal.")
     hour: int = Field(default=0, ge=0, le=23, description="Local hour of the day (source health).")

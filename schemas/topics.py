@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from schemas.common import Source
+from schemas.sources import SOURCES, SourceRegistry
 
 REFERENCE_KINDS = ("roster", "timetable", "exemptions")
 
@@ -14,15 +14,23 @@ class TopicNames:
     """Every topic the product reads or writes, under one optional prefix."""
 
     prefix: str = ""
+    sources: SourceRegistry = field(default_factory=lambda: SOURCES, compare=False, repr=False)
+    """The source kinds whose raw topics exist (every registered one)."""
 
-    def raw(self, source: Source | str) -> str:
+    def raw(self, source: str) -> str:
         """Raw feed topic: real student ids, short retention."""
-        return f"{self.prefix}engagement.raw.{Source(source).value}"
+        try:
+            kind = self.sources[source]
+        except KeyError:
+            known = ", ".join(self.sources)
+            msg = f"{source!r} is not a registered source; expected one of {known}"
+            raise ValueError(msg) from None
+        return self.prefix + kind.raw_topic
 
     @property
     def raw_all(self) -> tuple[str, ...]:
         """Every raw feed topic."""
-        return tuple(self.raw(source) for source in Source)
+        return tuple(self.raw(source) for source in self.sources)
 
     @property
     def signals(self) -> str:

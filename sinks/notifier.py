@@ -1,10 +1,9 @@
 """The notifier: from a nudge to exactly one recorded decision per stage.
 
-Order for every nudge: already decided? → shadow or suppressed by the detector? → needs a
-human (invitation, referral: the review queue)? → preferences, read at send time (fail
-closed: if Redis cannot be read, nothing is sent and the nudge waits; the wait is recorded)
-→ a channel the student has not opted out of → quiet hours (the prompt is deferred, not
-dropped) → recipient → deliver → record.
+For every nudge it reads the facts in one batched Redis read (``sinks.facts``), asks the pure
+policy (``sinks.policy``, which holds the order of checks and every record's wording) and does
+what it decided: record, queue for a human, defer, or deliver. The cooling-off claim and the
+delivery are atomic writes, so they happen here.
 
 Deliveries are at-least-once towards the notification service and exactly-once as the
 student sees them: a ``sending`` mark is set before each delivery, and a notifier that dies
@@ -31,17 +30,17 @@ from agents.store.retry import REDIS_ERRORS, until_redis_answers
 from agents.store.state import EngagementStore
 from schemas.common import Reason
 from schemas.deadletter import DeadLetter
-from schemas.interventions import (
-    Outcome,
-    RenderedMessage,
-    Stage,
-)
-from schemas.nudges import Channel, Nudge, Route, Tier
-from schemas.preferences import PreferenceChange, Preferences
+from schemas.interventions import RenderedMessage, Stage
+from schemas.nudges import Channel, Nudge
+from schemas.preferences import PreferenceChange
 from schemas.quiet import QuietHours
+from sinks import policy
 from sinks.channels.outbound import CIRCUIT_OPEN, Outbound, Transport
+from sinks.channels.producer import ProduceError
+from sinks.delivery import HoldOn, payload
+from sinks.facts import FactReader
 from sinks.messages import MessageTemplates
-from sinks.producer import ProduceError
+from sinks.policy import Config, Decision, Defer, Deliver, Postpone, Queue, Record, Skip, Wait
 from sinks.stores.cooldown import PromptCooldown
 from sinks.stores.deferred import DeferredPrompts
 from sinks.stores.interventions import InterventionLog, new_record
@@ -52,21 +51,11 @@ log = logging.getLogger("engagement.notifier")
 
 T = TypeVar("T")
 DEFERRED_PER_TICK: Final = 10
-MIN_BREAKER_WAIT_S: Final = 0.2
 
 
 def utc_now() -> datetime:
     """The wall clock, as an aware UTC datetime."""
     return datetime.now(UTC)
-
-
-class HoldOn(Exception):  # a signal to wait, not an error
-    """A transport's circuit breaker is open: nothing was sent; decide again after a wait."""
-
-    def __init__(self, channel: str, transport: str, wait_s: float) -> None:
-        super().__init__(f"the {transport} transport's circuit breaker is open")
-        self.channel = channel
-        self.wait_s = max(wait_s, MIN_BREAKER_WAIT_S)
 
 
 class Notifier:
@@ -105,6 +94,7 @@ class Notifier:
         self.recipient = recipient
         self.clock = clock
         self.metrics = ctx.metrics
+        self.reader = FactReader(interventions, preferences, deferred, identities, references)
 
     # -- waiting for Redis -------------------------------------------------------------------
 
@@ -175,176 +165,60 @@ class Notifier:
 
     async def decide(self, nudge: Nudge, waited_s: float = 0.0) -> None:
         """The notifier's decision; safe to repeat after a failure at any point."""
-        status = await self.log.status(nudge.nudge_id)
-        if status == "done":
-            self.metrics.duplicates.inc()
-            return
-        if nudge.mode == "shadow":
-            await self._record(
-                nudge,
-                Outcome.SHADOW,
-                "shadow_rule",
-                "Shadow rule: recorded so staff can judge the rule before it goes live; "
-                "nothing was sent and nobody was asked to act.",
-                message=self._would_send(nudge),
-                waited_s=waited_s,
-            )
-            return
-        if nudge.suppressed is not None:
-            why = " ".join(nudge.explanation.notes) or f"Not sent ({nudge.suppressed})."
-            await self._record(nudge, Outcome.SUPPRESSED, nudge.suppressed, why, waited_s=waited_s)
-            return
-        if nudge.tier is not Tier.PROMPT:
-            await self._queue(nudge, waited_s)
-            return
-        preferences = await self.preferences.get(nudge.pseudonym)
-        if status == "sending":
-            await self._resume(nudge, preferences, Stage.NOTIFIER, waited_s)
-            return
-        channel = self._channel(nudge, preferences)
-        if channel is None:
-            await self._opted_out(nudge, Stage.NOTIFIER, waited_s)
-            return
-        now = self.clock()
-        due = await self.deferred.due(nudge.nudge_id)  # deferred before its record was lost?
-        if due is None and self.quiet is not None and self.quiet.contains(now):
-            due = self.quiet.ends_after(now)
-            await self.deferred.add(nudge, due)
-        if due is not None:
-            local = due.astimezone(self.ctx.settings.zone)
-            hours = f" ({self.quiet.describe()})" if self.quiet is not None else ""
-            await self._record(
-                nudge,
-                Outcome.DEFERRED,
-                "quiet_hours",
-                f"Decided during quiet hours{hours}; it will be sent after "
-                f"{local:%H:%M on %d %b}, if the student has not opted out by then.",
-                channels=(channel,),
-                message=self.messages.render(nudge, channel),
-                deferred_until=due,
-                waited_s=waited_s,
-            )
-            return
-        await self._deliver(nudge, channel, Stage.NOTIFIER, waited_s)
+        await self._carry_out(nudge, Stage.NOTIFIER, waited_s)
 
     async def deliver_deferred(self, nudge: Nudge, waited_s: float = 0.0) -> None:
         """A prompt whose quiet hours are over: check preferences again, then deliver."""
-        stage = Stage.DEFERRED_DELIVERY
-        status = await self.log.status(nudge.nudge_id, stage)
-        if status != "done":
-            preferences = await self.preferences.get(nudge.pseudonym)
-            channel = self._channel(nudge, preferences)
-            now = self.clock()
-            if status == "sending":
-                await self._resume(nudge, preferences, stage, waited_s)
-            elif channel is None:
-                await self._opted_out(nudge, stage, waited_s)
-            elif self.quiet is not None and self.quiet.contains(now):
-                await self.deferred.add(nudge, self.quiet.ends_after(now))  # not yet: wait on
-                return
-            else:
-                await self._deliver(nudge, channel, stage, waited_s)
-        await self.deferred.finish(nudge.nudge_id)
+        decision = await self._carry_out(nudge, Stage.DEFERRED_DELIVERY, waited_s)
+        if not isinstance(decision, Postpone):
+            await self.deferred.finish(nudge.nudge_id)
 
-    async def _resume(
-        self, nudge: Nudge, preferences: Preferences, stage: Stage, waited_s: float
+    @property
+    def config(self) -> Config:
+        """What the policy needs from the deployment's configuration."""
+        return Config(frozenset(self.transports), self.quiet, self.ctx.settings.zone)
+
+    async def _carry_out(self, nudge: Nudge, stage: Stage, waited_s: float) -> Decision:
+        """Read the facts in one batch, ask the policy, do what it decided."""
+        reading = await self.reader.read(nudge, stage, self.clock())
+        decision = policy.decide(nudge, reading.facts, self.config)
+        match decision:
+            case Skip(duplicate=duplicate):
+                if duplicate:
+                    self.metrics.duplicates.inc()
+            case Wait(missing=fact):  # fail closed: Redis errors are waited out by the caller
+                raise reading.errors[fact]
+            case Record():
+                await self._record(nudge, decision, waited_s)
+            case Queue(queue=queue, record=record):
+                await self.review.enqueue(nudge, queue, self.clock())
+                await self._record(nudge, record, waited_s)
+            case Defer(due=due, store=store, record=record):
+                if store:
+                    await self.deferred.add(nudge, due)
+                await self._record(nudge, record, waited_s)
+            case Postpone(due=due):
+                await self.deferred.add(nudge, due)
+            case Deliver():
+                await self._deliver(nudge, decision, reading.student_id, waited_s)
+        return decision
+
+    async def _deliver(
+        self, nudge: Nudge, decision: Deliver, student_id: str | None, waited_s: float
     ) -> None:
-        """Finish a delivery a stopped notifier had begun: on the same channel and with the
-        same idempotency key (so the service sees a repeat), unless the student has opted
-        out of that channel since."""
-        channel = await self.log.sending_channel(nudge.nudge_id, stage)
-        if channel is None or channel not in self.transports or not preferences.allows(channel):
-            await self._opted_out(
-                nudge,
-                stage,
-                waited_s,
-                note=" A delivery had been started before the notifier stopped; it was not "
-                "attempted again.",
-            )
-            return
-        await self._deliver(nudge, channel, stage, waited_s)
-
-    def _channel(self, nudge: Nudge, preferences: Preferences) -> Channel | None:
-        """The rule's first channel that is configured and that the student has not opted
-        out of: one message per nudge, never the same prompt on every channel."""
-        for channel in nudge.channels:
-            if channel in self.transports and preferences.allows(channel):
-                return channel
-        return None
-
-    def _would_send(self, nudge: Nudge) -> RenderedMessage | None:
-        if nudge.tier is not Tier.PROMPT:
-            return None
-        for channel in nudge.channels:
-            if channel in self.transports:
-                return self.messages.render(nudge, channel)
-        return None
-
-    async def _opted_out(self, nudge: Nudge, stage: Stage, waited_s: float, note: str = "") -> None:
-        await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)  # claimed before a crash?
-        usable = [c.value for c in nudge.channels if c in self.transports]
-        await self._record(
-            nudge,
-            Outcome.SUPPRESSED,
-            "opted_out",
-            "Not sent: the student has opted out of automated prompts on "
-            + ", ".join(usable)
-            + "."
-            + note,
-            stage=stage,
-            waited_s=waited_s,
-        )
-
-    async def _queue(self, nudge: Nudge, waited_s: float) -> None:
-        tutor: str | None = None
-        if nudge.route is Route.PERSONAL_TUTOR:
-            enrolment = (await self.references.enrolments([nudge.pseudonym])).get(nudge.pseudonym)
-            tutor = enrolment.personal_tutor if enrolment is not None else None
-        queue = self.review.queue_for(nudge.route, tutor)
-        await self.review.enqueue(nudge, queue, self.clock())
-        who = (
-            f"personal tutor {tutor}"
-            if tutor
-            else f"{nudge.route.value.replace('_', ' ')} team ({queue})"
-        )
-        await self._record(
-            nudge,
-            Outcome.QUEUED_FOR_REVIEW,
-            "needs_human",
-            f"Queued for the {who} to decide whether and how to get in touch; nothing is "
-            "sent to the student automatically.",
-            queue=queue,
-            waited_s=waited_s,
-        )
-
-    async def _deliver(self, nudge: Nudge, channel: Channel, stage: Stage, waited_s: float) -> None:
-        student_id = await self.identities.identity(nudge.pseudonym)
-        if student_id is None:
-            await self._record(
-                nudge,
-                Outcome.FAILED,
-                "unknown_recipient",
-                "Not sent: the student's contact identity has expired or was erased.",
-                stage=stage,
-                waited_s=waited_s,
-            )
-            return
+        """Claim the cooling-off period, deliver, record; a delivery begun before a crash is
+        finished the same way, with the same idempotency key (the service sees a repeat)."""
+        channel, stage = decision.channel, decision.stage
+        if student_id is None:  # the policy delivers only to a known recipient
+            msg = f"nudge {nudge.nudge_id}: no student id to deliver to"
+            raise RuntimeError(msg)
         transport = self.transports[channel]
         if transport.breaker.state == "open":  # nothing sent, nothing claimed: wait, decide again
             raise HoldOn(channel.value, transport.name, transport.breaker.retry_in_s())
         held_since = await self.cooldown.claim(nudge.pseudonym, nudge.nudge_id, self.clock())
         if held_since is not None:
             hours = self.cooldown.ms / 3_600_000
-            await self._record(
-                nudge,
-                Outcome.SUPPRESSED,
-                "cooldown",
-                f"Not sent: the student was sent another automated message at "
-                f"{held_since:%H:%M on %d %b %Y} (UTC), and we send at most one every "
-                f"{hours:g} hours.",
-                stage=stage,
-                waited_s=waited_s,
-            )
+            await self._record(nudge, policy.cooldown_refused(held_since, hours, stage), waited_s)
             return
         rendering = self.messages.render_checked(nudge, channel)
         if rendering.fallback is not None:
@@ -358,7 +232,7 @@ class Notifier:
             if transport.name == "smtp"
             else None,
             message=message,
-            payload=self._payload(nudge, student_id, channel, message),
+            payload=payload(nudge, student_id, channel, message),
         )
         await self.log.mark_sending(nudge.nudge_id, stage, channel)
         started = time.perf_counter()
@@ -370,83 +244,39 @@ class Notifier:
         self.metrics.delivery_seconds.labels(transport.name).observe(time.perf_counter() - started)
         self.metrics.deliveries.labels(channel.value, "ok" if result.ok else "failed").inc()
         if result.ok:
-            await self._record(
-                nudge,
-                Outcome.DELIVERED,
-                "delivered",
-                f"Sent by {channel.value} through the notification service ({transport.name}).",
-                stage=stage,
-                channels=(channel,),
-                attempts=result.attempts,
-                message=message,
-                waited_s=waited_s,
-            )
+            record = policy.delivered(channel, transport.name, result.attempts, stage)
         else:
             await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
-            await self._record(
-                nudge,
-                Outcome.FAILED,
-                result.reason,
-                f"Not sent by {channel.value}: delivery failed after {result.attempts} "
-                f"attempts ({result.reason}).",
-                stage=stage,
-                channels=(channel,),
-                attempts=result.attempts,
-                message=message,
-                waited_s=waited_s,
-            )
+            record = policy.delivery_failed(channel, result.reason, result.attempts, stage)
+        await self._record(nudge, record, waited_s, message)
 
-    @staticmethod
-    def _payload(
-        nudge: Nudge, student_id: str, channel: Channel, message: RenderedMessage
-    ) -> dict[str, Any]:
-        """The document the notification service receives (webhook body, Kafka value)."""
-        return {
-            "schema_version": 1,
-            "nudge_id": nudge.nudge_id,
-            "student_id": student_id,
-            "channel": channel.value,
-            "tier": nudge.tier.value,
-            "rule_id": nudge.rule_id,
-            "rule_version": nudge.rule_version,
-            "message": {"subject": message.subject, "body": message.body},
-            "created_at": nudge.created_at.isoformat(),
-        }
-
-    async def _record(  # every field of the record is a keyword
+    async def _record(
         self,
         nudge: Nudge,
-        outcome: Outcome,
-        reason: str,
-        detail: str,
-        *,
-        stage: Stage = Stage.NOTIFIER,
-        channels: tuple[Channel, ...] = (),
-        attempts: int = 0,
+        decided: Record,
+        waited_s: float,
         message: RenderedMessage | None = None,
-        waited_s: float = 0.0,
-        deferred_until: datetime | None = None,
-        queue: str | None = None,
     ) -> None:
-        if waited_s >= 1:
-            detail += (
-                f" It waited {waited_s:.0f} s for the preference store, which could not be "
-                "read; nothing was sent meanwhile."
-            )
+        """Append the record of ``decided``, once per nudge and stage."""
+        if decided.release_cooldown:
+            await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
+        if message is None and decided.message_channel is not None:
+            message = self.messages.render(nudge, decided.message_channel)
+        outcome, stage = decided.outcome, decided.stage
         record = new_record(
             nudge,
             nudge.explanation.summary,
             stage,
             outcome,
-            reason,
-            detail,
+            decided.reason,
+            decided.detail + policy.waited_note(waited_s),
             self.clock(),
-            channels=channels,
-            attempts=attempts,
+            channels=decided.channels,
+            attempts=decided.attempts,
             message=message,
             waited_s=round(waited_s, 3),
-            deferred_until=deferred_until,
-            queue=queue,
+            deferred_until=decided.deferred_until,
+            queue=decided.queue,
         )
         if await self.log.append(record):
             self.metrics.interventions.labels(outcome.value).inc()
@@ -454,7 +284,7 @@ class Notifier:
             "nudge %s: %s (%s) at %s",
             nudge.nudge_id,
             outcome.value,
-            reason,
+            decided.reason,
             stage.value,
             extra={"nudge_id": nudge.nudge_id, "record_id": record.record_id, "stage": stage.value},
         )

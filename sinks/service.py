@@ -15,11 +15,11 @@ from schemas.settings import Settings
 from sinks.channels.breaker import CircuitBreaker
 from sinks.channels.kafka import KafkaChannel
 from sinks.channels.outbound import Transport
+from sinks.channels.producer import RecordProducer
 from sinks.channels.smtp import SmtpChannel
 from sinks.channels.webhook import WebhookChannel
 from sinks.config import NotifierConfig, load_notifier_config
 from sinks.notifier import Notifier
-from sinks.producer import RecordProducer
 from sinks.stores.cooldown import PromptCooldown
 from sinks.stores.deferred import DeferredPrompts
 from sinks.stores.interventions import InterventionLog

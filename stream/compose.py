@@ -20,10 +20,10 @@ from schemas.errors import ConfigError
 from schemas.rules import RuleSet, RulesFileError, load_rules
 from sinks.service import register_notifier
 from stream.app import Role, create_app
-from stream.dev.stack import LocalStack
 from stream.logs import logging_config
-from stream.publisher import ensure_topics
+from stream.probes import wait_for_services
 from stream.runtime import Runtime
+from stream.topics import ensure_topics
 
 PREFLIGHT_TIMEOUT_S = 15.0
 
@@ -89,10 +89,7 @@ def preflight(runtime: Runtime, role: Role = "worker") -> RuleSet:
         from sinks.config import load_notifier_config  # the worker needs none of it
 
         load_notifier_config(settings, rules)  # channels, messages, teams: before connecting
-    services = LocalStack(
-        settings.state_dir, kafka_bootstrap=runtime.kafka_bootstrap, redis_url=runtime.redis_url
-    )
-    services.start(timeout=PREFLIGHT_TIMEOUT_S)  # both are given: this only checks them
+    wait_for_services(runtime.kafka_bootstrap, runtime.redis_url, PREFLIGHT_TIMEOUT_S)
     ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions)
     return rules
 

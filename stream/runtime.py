@@ -9,7 +9,7 @@ from pathlib import Path
 
 from schemas.errors import ConfigError
 from schemas.settings import ENV, Settings, load_settings
-from stream.dev.stack import load_endpoints
+from stream.endpoints import load_endpoints
 
 DEV_KEY_FILE = "pseudonym.key"
 

@@ -52,3 +52,9 @@ def day_start_ms(day: int, zone: ZoneInfo) -> int:
 def day_length(day: int, zone: ZoneInfo) -> timedelta:
     """How long ``day`` lasts in the institution's zone."""
     return timedelta(milliseconds=day_start_ms(day + 1, zone) - day_start_ms(day, zone))
+
+
+def pretty(day: int) -> str:
+    """A day ordinal as a student reads it: Monday 5 October 2026 (for explanations)."""
+    d = date.fromordinal(day)
+    return f"{d:%A} {d.day} {d:%B %Y}"

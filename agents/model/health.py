@@ -1,7 +1,8 @@
 """Source health: find feeds and locations that went quiet against their own normal pattern.
 
 Pure functions over activity counts (events per source, location and local hour) and the
-timetable. Three checks, each over one closed day:
+timetable. Three checks, each over one closed day; which feeds each one watches, and which
+feeds a gap makes unreliable, is registered with the source kind (``schemas.sources``):
 
 - *pattern*: a location (a building's doors, or the whole VLE feed) that had events in this
   hour on most of the previous days of the same kind (weekdays or weekends), enough that
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from agents.store.reference import Enrolment, Session
+from agents.model.reference import Enrolment, Session
+from schemas.common import Source
 from schemas.health import SourceGap
+from schemas.sources import SOURCES, SourceRegistry, TimetableCheck
 
 LONDON = ZoneInfo("Europe/London")
 Activity = Mapping[tuple[str, int], int]
@@ -44,7 +47,13 @@ class HealthConfig:
 
 
 def _gap(
-    source: str, location: str, day: int, hours: tuple[int, int], reason: str, **extra: object
+    source: str,
+    location: str,
+    day: int,
+    hours: tuple[int, int],
+    reason: str,
+    sources: SourceRegistry,
+    **extra: object,
 ) -> SourceGap:
     text = f"{source}|{location}|{day}|{hours[0]}|{hours[1]}|{reason}"
     gap_id = "g_" + hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -57,8 +66,10 @@ def _gap(
             "start_hour": hours[0],
             "end_hour": hours[1],
             "reason": reason,
+            "affects": sources[source].gap_affects,
             **extra,
-        }
+        },
+        context={"sources": sources},
     )
 
 
@@ -93,8 +104,10 @@ def pattern_gaps(
     history: Mapping[int, Activity],
     config: HealthConfig,
     zone: ZoneInfo = LONDON,
+    sources: SourceRegistry = SOURCES,
 ) -> list[SourceGap]:
     """Hours a location was silent although it is normally busy then, on this kind of day."""
+    kind = sources[source]
     today = history.get(day, {})
     earlier = range(day - config.pattern_days, day)
     past = [history.get(d, {}) for d in earlier if _weekend(d) == _weekend(day)]
@@ -112,13 +125,13 @@ def pattern_gaps(
             ):
                 silent.append(hour)
         for start, end in _runs(silent):
-            where = "the VLE feed" if location == "all" else f"{location} ({source})"
+            whole = kind.health.whole_feed and location == "all"
+            where = f"the {kind.title} feed" if whole else f"{location} ({source})"
             detail = (
                 f"{where} had no events from {start:02d}:00 to {end:02d}:00, when it is "
                 f"normally busy (events in that hour on at least {needed} of the previous "
                 f"{len(past)} {'weekend days' if _weekend(day) else 'weekdays'})"
             )
-            affects = ("swipe", "attendance") if source == "swipe" else (source,)
             gaps.append(
                 _gap(
                     source,
@@ -126,7 +139,7 @@ def pattern_gaps(
                     day,
                     (start, end),
                     "silent_against_pattern",
-                    affects=affects,
+                    sources,
                     detail=detail,
                 )
             )
@@ -134,7 +147,12 @@ def pattern_gaps(
 
 
 def door_gaps(
-    day: int, swipes: Mapping[int, Activity], sessions: Sequence[Session], config: HealthConfig
+    day: int,
+    swipes: Mapping[int, Activity],
+    sessions: Sequence[Session],
+    config: HealthConfig,
+    source: str = Source.SWIPE,
+    sources: SourceRegistry = SOURCES,
 ) -> list[SourceGap]:
     """Sessions in buildings whose doors are normally read, with no swipe around them."""
     known = {loc for d in range(day - config.pattern_days, day) for loc, _ in swipes.get(d, {})}
@@ -156,20 +174,26 @@ def door_gaps(
         )
         gaps.append(
             _gap(
-                "swipe",
+                source,
                 building,
                 day,
                 (start, end),
                 "door_silent_during_session",
+                sources,
                 modules=tuple(sorted(set(modules))),
-                affects=("swipe", "attendance"),
                 detail=detail,
             )
         )
     return gaps
 
 
-def register_gaps(day: int, marks: Activity, sessions: Sequence[Session]) -> list[SourceGap]:
+def register_gaps(
+    day: int,
+    marks: Activity,
+    sessions: Sequence[Session],
+    source: str = Source.ATTENDANCE,
+    sources: SourceRegistry = SOURCES,
+) -> list[SourceGap]:
     """Modules with sessions today and no attendance mark at all."""
     marked = {module for module, _ in marks}
     by_module: dict[str, list[Session]] = {}
@@ -187,13 +211,13 @@ def register_gaps(day: int, marks: Activity, sessions: Sequence[Session]) -> lis
         )
         gaps.append(
             _gap(
-                "attendance",
+                source,
                 module,
                 day,
                 (start, end),
                 "register_without_marks",
+                sources,
                 modules=(module,),
-                affects=("attendance",),
                 detail=detail,
             )
         )
@@ -206,15 +230,35 @@ def find_gaps(
     sessions: Sequence[Session],
     config: HealthConfig | None = None,
     zone: ZoneInfo = LONDON,
+    sources: SourceRegistry = SOURCES,
 ) -> list[SourceGap]:
-    """Every gap of one closed day; ``activity`` is source → day → counts for day and before."""
+    """Every gap of one closed day; ``activity`` is source → day → counts for day and before.
+
+    Pattern checks come first, whole feeds before feeds read per location, then the doors
+    and then the registers checks against the timetable.
+    """
     config = config or HealthConfig()
-    swipes = activity.get("swipe", {})
-    gaps = pattern_gaps("vle", day, activity.get("vle", {}), config, zone)
-    gaps += pattern_gaps("swipe", day, swipes, config, zone)
-    gaps += door_gaps(day, swipes, sessions, config)
-    gaps += register_gaps(day, activity.get("attendance", {}).get(day, {}), sessions)
+    kinds = list(sources.values())
+    patterned = sorted(
+        (k for k in kinds if k.health.pattern), key=lambda k: not k.health.whole_feed
+    )
+    gaps: list[SourceGap] = []
+    for kind in patterned:
+        gaps += pattern_gaps(kind.name, day, activity.get(kind.name, {}), config, zone, sources)
+    for kind in kinds:
+        if kind.health.timetable is TimetableCheck.DOORS:
+            history = activity.get(kind.name, {})
+            gaps += door_gaps(day, history, sessions, config, kind.name, sources)
+    for kind in kinds:
+        if kind.health.timetable is TimetableCheck.REGISTERS:
+            marks = activity.get(kind.name, {}).get(day, {})
+            gaps += register_gaps(day, marks, sessions, kind.name, sources)
     return gaps
+
+
+def watched_sources(sources: SourceRegistry = SOURCES) -> tuple[str, ...]:
+    """The feeds whose activity some health check reads, in registration order."""
+    return tuple(str(name) for name, kind in sources.items() if kind.health.watched)
 
 
 def covers(gap: SourceGap, enrolment: Enrolment | None) -> bool:

@@ -1,20 +1,14 @@
 """Reference data in Redis: roster, timetable and exemptions, loaded from compacted topics.
 
-Keys (``{p}`` is the key prefix):
-
-- ``{p}:roster:{pseudonym}``  JSON: modules, sponsored-visa flag, personal tutor, course
-- ``{p}:tt:{day}``            hash: session id → JSON (module, building, local start/end hour)
-- ``{p}:ttday``               hash: session id → day (so a moved or deleted session is found)
-- ``{p}:ex:{pseudonym}``      hash: exemption id → JSON (kind, first and last day)
-- ``{p}:exwho``               hash: exemption id → pseudonym
+Keys: the ``roster``, ``timetable``, ``timetable_days``, ``exemptions`` and
+``exemption_owners`` families of the key register (``schemas/keys.py``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,29 +16,10 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from agents.model.pseudonym import Pseudonymiser
-from agents.model.rules import Period
+from agents.model.reference import Enrolment, Period, Session
 from schemas.common import classify_validation_error
+from schemas.keys import Keys
 from schemas.reference import REFERENCE_MODELS, Exemption, RosterEntry, TimetableSession
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """What the rules and health checks need from the roster."""
-
-    modules: frozenset[str]
-    sponsored_visa: bool
-    personal_tutor: str | None
-
-
-@dataclass(frozen=True)
-class Session:
-    """A timetabled session on one local day, in local hours [start_hour, end_hour)."""
-
-    session_id: str
-    module: str
-    building: str
-    start_hour: int
-    end_hour: int
 
 
 def _text(value: Any) -> str:
@@ -59,6 +34,7 @@ class ReferenceStore:
     ) -> None:
         self.redis = client
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.pseudonymise = pseudonymise
         self.zone = zone
 
@@ -82,19 +58,18 @@ class ReferenceStore:
         return None
 
     async def _delete(self, kind: str, key: str) -> None:
-        p = self.prefix
         if kind == "roster":
-            await self.redis.delete(f"{p}:roster:{self.pseudonymise(key)}")
+            await self.redis.delete(self.keys.roster(self.pseudonymise(key)))
         elif kind == "timetable":
-            day = await self.redis.hget(f"{p}:ttday", key)
+            day = await self.redis.hget(self.keys.timetable_days(), key)
             if day is not None:
-                await self.redis.hdel(f"{p}:tt:{_text(day)}", key)
-                await self.redis.hdel(f"{p}:ttday", key)
+                await self.redis.hdel(self.keys.timetable(_text(day)), key)
+                await self.redis.hdel(self.keys.timetable_days(), key)
         else:
-            who = await self.redis.hget(f"{p}:exwho", key)
+            who = await self.redis.hget(self.keys.exemption_owners(), key)
             if who is not None:
-                await self.redis.hdel(f"{p}:ex:{_text(who)}", key)
-                await self.redis.hdel(f"{p}:exwho", key)
+                await self.redis.hdel(self.keys.exemptions(_text(who)), key)
+                await self.redis.hdel(self.keys.exemption_owners(), key)
 
     async def put_roster(self, entry: RosterEntry) -> None:
         """Store one roster entry under the student's pseudonym."""
@@ -105,7 +80,7 @@ class ReferenceStore:
             "course": entry.course,
         }
         who = self.pseudonymise(entry.student_id)
-        await self.redis.set(f"{self.prefix}:roster:{who}", json.dumps(value))
+        await self.redis.set(self.keys.roster(who), json.dumps(value))
 
     async def put_session(self, session: TimetableSession) -> None:
         """Store one session under its local day (moving it if its day changed)."""
@@ -121,8 +96,8 @@ class ReferenceStore:
         }
         await self._delete("timetable", session.session_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{self.prefix}:tt:{day}", session.session_id, json.dumps(value))
-            pipe.hset(f"{self.prefix}:ttday", session.session_id, day)
+            pipe.hset(self.keys.timetable(day), session.session_id, json.dumps(value))
+            pipe.hset(self.keys.timetable_days(), session.session_id, day)
             await pipe.execute()
 
     async def put_exemption(self, exemption: Exemption) -> None:
@@ -135,15 +110,15 @@ class ReferenceStore:
         }
         await self._delete("exemptions", exemption.exemption_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{self.prefix}:ex:{who}", exemption.exemption_id, json.dumps(value))
-            pipe.hset(f"{self.prefix}:exwho", exemption.exemption_id, who)
+            pipe.hset(self.keys.exemptions(who), exemption.exemption_id, json.dumps(value))
+            pipe.hset(self.keys.exemption_owners(), exemption.exemption_id, who)
             await pipe.execute()
 
     async def enrolments(self, pseudonyms: Sequence[str]) -> dict[str, Enrolment]:
         """Roster entries of the students that have one."""
         if not pseudonyms:
             return {}
-        values = await self.redis.mget([f"{self.prefix}:roster:{who}" for who in pseudonyms])
+        values = await self.redis.mget([self.keys.roster(who) for who in pseudonyms])
         out = {}
         for who, value in zip(pseudonyms, values, strict=True):
             if value is not None:
@@ -157,7 +132,7 @@ class ReferenceStore:
         """Exemption periods of the students that have any, in start order."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for who in pseudonyms:
-                pipe.hvals(f"{self.prefix}:ex:{who}")
+                pipe.hvals(self.keys.exemptions(who))
             replies = await pipe.execute()
         out = {}
         for who, values in zip(pseudonyms, replies, strict=True):
@@ -169,7 +144,7 @@ class ReferenceStore:
 
     async def sessions(self, day: int) -> list[Session]:
         """The timetable of one local day, in session-id order."""
-        raw = await self.redis.hgetall(f"{self.prefix}:tt:{day}")
+        raw = await self.redis.hgetall(self.keys.timetable(day))
         sessions = []
         for session_id, value in sorted(raw.items()):
             data = json.loads(value)
@@ -183,3 +158,20 @@ class ReferenceStore:
                 )
             )
         return sessions
+
+    def add_enrolment_read(
+        self, pipe: aioredis.client.Pipeline, pseudonym: str
+    ) -> Callable[[Any], Enrolment | None]:
+        """Add the read of one student's roster entry to ``pipe`` (for the notifier's batched
+        read); the function returned decodes it as ``enrolments`` does."""
+        pipe.get(self.keys.roster(pseudonym))
+
+        def decode(value: Any) -> Enrolment | None:
+            if value is None:
+                return None
+            data = json.loads(value)
+            return Enrolment(
+                frozenset(data["modules"]), bool(data["sponsored_visa"]), data["personal_tutor"]
+            )
+
+        return decode

@@ -1,54 +1,30 @@
 """Per-student engagement state in Redis, applied per batch together with the partition offsets.
 
-Keys (``{p}`` is the key prefix, ``{g}`` the consumer group, ``{n}`` a signals partition):
-
-- ``{p}:s:{pseudonym}``          hash: ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks
-                                 as ``present,late,absent,excused``, ``first`` and
-                                 ``ls:{source}`` (epoch ms), ``r:{rule}`` rule state,
-                                 ``prompt`` (the last live prompt), ``ev`` (last day evaluated)
-- ``{p}:seen:{pseudonym}:{day}`` set of the event ids applied for that day (expires)
-- ``{p}:members:{n}``            set of the students on a partition (whom the rules evaluate)
-- ``{p}:offsets:{g}``            hash: partition → last applied offset of the signals topic
-- ``{p}:wm:{g}``                 hash: partition → watermark (highest event time seen, ms)
-- ``{p}:firstday:{g}``           the earliest day with data (where health checks begin)
-- ``{p}:decided:{g}``            hash: partition → last day whose decisions were made
-- ``{p}:act:{source}:{day}``     hash: ``{location}|{hour}`` → events (source health)
-- ``{p}:id:{pseudonym}``         the student id, for re-identification at delivery only (expires)
+Keys: the ``state``, ``seen``, ``members``, ``offsets``, ``watermarks``, ``first_day``,
+``decided``, ``feeds``, ``activity``, ``identity``, ``health_done`` and ``gaps`` families of the
+key register (``schemas/keys.py``), which says what each holds and how long it is kept. The
+student hash holds ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks as
+``present,late,absent,excused``, ``first`` and ``ls:{source}`` (epoch ms) and ``rs`` (the
+encoded rule state).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from agents.model.rules import Prompt, RuleState, decode_states
 from agents.model.score import DayFacts
+from agents.store.scripts import script
+from schemas.errors import StateError
 from schemas.health import SourceGap
+from schemas.keys import Keys
 
-_SCRIPT = resources.files("agents.store").joinpath("lua/state.lua").read_text(encoding="utf-8")
-# Raise each feed's progress (never lower it); note when it last sent records (if it did) and
-# whether its owner has read everything waiting in it; return every feed's state.
-_FEEDS = """
-for i = 1, #ARGV, 4 do
-  local current = redis.call('HGET', KEYS[1], ARGV[i])
-  local progress = tonumber(ARGV[i + 1])
-  local wall = ARGV[i + 2]
-  if current then
-    local known, known_wall = string.match(current, '^(%-?%d+):([^:]*)')
-    if tonumber(known) > progress then progress = tonumber(known) end
-    if wall == '' then wall = known_wall end
-  end
-  if wall == '' then wall = '0' end
-  redis.call('HSET', KEYS[1], ARGV[i],
-    string.format('%d', progress) .. ':' .. wall .. ':' .. ARGV[i + 3])
-end
-return redis.call('HGETALL', KEYS[1])
-"""
 ACTIVITY_TTL_S = 35 * 86_400
 
 
@@ -99,6 +75,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _number(value: Any) -> int | float | str:
+    """A JSON number as the script reads it; anything else as '' (no value)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return ""
+
+
+class BatchRefused(StateError):
+    """A signal batch the state cannot read; the agent sets its message aside."""
+
+
 def _int(value: Any) -> int | None:
     return int(value) if value is not None and value != b"" else None
 
@@ -117,34 +104,53 @@ class EngagementStore:
     ) -> None:
         self.redis = client
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.group = group
         self._dedup_ttl = dedup_ttl_s
         self._state_ttl = state_ttl_s
-        self._script = client.register_script(_SCRIPT)
-        self._feeds = client.register_script(_FEEDS)
+        self._script = script(client, "state_apply")
+        self._feeds = script(client, "feeds")
         self._identity_written: dict[str, float] = {}
 
     def student_key(self, pseudonym: str) -> str:
         """Key of one student's state hash."""
-        return f"{self.prefix}:s:{pseudonym}"
+        return self.keys.state(pseudonym)
 
     async def apply(
         self, messages: Sequence[tuple[int, int, bytes]], grace_ms: int = 0
     ) -> ApplyResult:
-        """Apply (partition, offset, SignalBatch JSON) messages atomically with their offsets."""
+        """Apply (partition, offset, SignalBatch JSON) messages atomically with their offsets.
+
+        The batch is read here, so that the script is handed every key it touches (from the
+        key register) and plain fields instead of JSON; a message that cannot be read raises
+        ``BatchRefused`` and nothing of the batch is applied.
+        """
         if not messages:
             return ApplyResult()
-        args: list[Any] = [
-            self.prefix,
-            self.group,
-            self._dedup_ttl,
-            self._state_ttl,
-            ACTIVITY_TTL_S,
-            grace_ms,
-        ]
+        group = self.group
+        keys = [self.keys.offsets(group), self.keys.watermarks(group), self.keys.first_day(group)]
+        index: dict[str, int] = {}
+
+        def ref(key: str) -> int:
+            at = index.get(key)
+            if at is None:
+                keys.append(key)
+                at = index[key] = len(keys)  # Lua's KEYS count from 1
+            return at
+
+        args: list[Any] = [self._dedup_ttl, self._state_ttl, ACTIVITY_TTL_S, grace_ms]
         for partition, offset, payload in messages:
-            args.extend((partition, offset, payload))
-        applied, duplicates, skipped, wms, late = await self._script(args=args)
+            try:
+                batch = json.loads(payload)
+                signals = batch["signals"]
+                args.extend((partition, offset, _number(batch.get("watermark_ms")), len(signals)))
+                members = ref(self.keys.members(partition))
+                for s in signals:
+                    args.extend(self._signal_args(s, members, ref))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                msg = f"partition {partition} offset {offset}: not a readable signal batch ({exc})"
+                raise BatchRefused(msg) from None
+        applied, duplicates, skipped, wms, late = await self._script(keys=keys, args=args)
         result = ApplyResult(int(applied), int(duplicates), int(skipped))
         for i in range(0, len(late), 5):
             event_id, source = _text(late[i]), _text(late[i + 1])
@@ -152,6 +158,28 @@ class EngagementStore:
         for i in range(0, len(wms), 2):
             result.watermarks[int(wms[i])] = int(wms[i + 1])
         return result
+
+    def _signal_args(
+        self, s: dict[str, Any], members: int, ref: Callable[[str], int]
+    ) -> tuple[Any, ...]:
+        """One signal's fields for the script, in the order ``state_apply.lua`` reads them."""
+        who, source, day = str(s["pseudonym"]), str(s["source"]), int(s["day"])
+        location = "all" if source == "vle" else s["context"]
+        hour = s.get("hour")
+        hour = int(hour) if isinstance(hour, int | float) and not isinstance(hour, bool) else 0
+        return (
+            s["event_id"],
+            source,
+            day,
+            _number(s["occurred_at_ms"]),
+            s.get("kind", ""),
+            f"{location}|{hour}",
+            who,
+            ref(self.keys.state(who)),
+            ref(self.keys.seen(who, day)),
+            ref(self.keys.activity(source, day)),
+            members,
+        )
 
     async def share_progress(
         self, report: Mapping[tuple[str, int], tuple[int, float | None, bool]]
@@ -167,7 +195,7 @@ class EngagementStore:
                 (f"{source}:{partition}", progress, "" if wall is None else repr(wall),
                  int(caught_up))
             )  # fmt: skip
-        raw = await self._feeds(keys=[f"{self.prefix}:feeds:{self.group}"], args=args)
+        raw = await self._feeds(keys=[self.keys.feeds(self.group)], args=args)
         out: dict[tuple[str, int], FeedState] = {}
         for i in range(0, len(raw), 2):
             source, _, raw_partition = _text(raw[i]).partition(":")
@@ -177,25 +205,25 @@ class EngagementStore:
 
     async def watermarks(self) -> dict[int, int]:
         """Every partition's watermark (ms)."""
-        raw = await self.redis.hgetall(f"{self.prefix}:wm:{self.group}")
+        raw = await self.redis.hgetall(self.keys.watermarks(self.group))
         return {int(k): int(v) for k, v in raw.items()}
 
     async def first_day(self) -> int | None:
         """The earliest day any applied signal belongs to."""
-        return _int(await self.redis.get(f"{self.prefix}:firstday:{self.group}"))
+        return _int(await self.redis.get(self.keys.first_day(self.group)))
 
     async def decided(self, partition: int) -> int | None:
         """The last day whose decisions were made on a partition."""
-        return _int(await self.redis.hget(f"{self.prefix}:decided:{self.group}", str(partition)))
+        return _int(await self.redis.hget(self.keys.decided(self.group), str(partition)))
 
     async def members(self, partition: int) -> list[str]:
         """Students on a partition, sorted (so evaluation order never depends on Redis)."""
-        raw = await self.redis.smembers(f"{self.prefix}:members:{partition}")
+        raw = await self.redis.smembers(self.keys.members(partition))
         return sorted(_text(who) for who in raw)
 
     async def activity(self, source: str, day: int) -> dict[tuple[str, int], int]:
         """(location, local hour) → events of a source on a day."""
-        raw = await self.redis.hgetall(f"{self.prefix}:act:{source}:{day}")
+        raw = await self.redis.hgetall(self.keys.activity(source, day))
         out: dict[tuple[str, int], int] = {}
         for key, value in raw.items():
             location, _, hour = _text(key).rpartition("|")
@@ -242,7 +270,7 @@ class EngagementStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             for who, text in changed:
                 pipe.hset(self.student_key(who), "rs", text)
-            pipe.hset(f"{self.prefix}:decided:{self.group}", str(partition), day)
+            pipe.hset(self.keys.decided(self.group), str(partition), day)
             await pipe.execute()
 
     async def remember_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:
@@ -262,7 +290,7 @@ class EngagementStore:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for pseudonym, student_id in fresh.items():
-                pipe.set(f"{self.prefix}:id:{pseudonym}", student_id, ex=ttl_s)
+                pipe.set(self.keys.identity(pseudonym), student_id, ex=ttl_s)
             await pipe.execute()
         if len(self._identity_written) > 500_000:
             self._identity_written.clear()
@@ -271,22 +299,22 @@ class EngagementStore:
 
     async def identity(self, pseudonym: str) -> str | None:
         """The student id behind a pseudonym, for re-identification at delivery only."""
-        value = await self.redis.get(f"{self.prefix}:id:{pseudonym}")
+        value = await self.redis.get(self.keys.identity(pseudonym))
         return _text(value) if value is not None else None
 
     # -- source health ---------------------------------------------------------------------
 
     async def health_done(self) -> int | None:
         """The last day whose source-health checks were made and published."""
-        return _int(await self.redis.get(f"{self.prefix}:health:{self.group}"))
+        return _int(await self.redis.get(self.keys.health_done(self.group)))
 
     async def set_health_done(self, day: int) -> None:
         """Record that gaps up to ``day`` were found and published."""
-        await self.redis.set(f"{self.prefix}:health:{self.group}", day)
+        await self.redis.set(self.keys.health_done(self.group), day)
 
     async def save_gaps(self, day: int, gaps: Sequence[SourceGap]) -> None:
         """Keep one day's gaps (by id, so finding them twice changes nothing)."""
-        key = f"{self.prefix}:gaps:{self.group}:{day}"
+        key = self.keys.gaps(self.group, day)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             if gaps:
@@ -298,10 +326,22 @@ class EngagementStore:
         """Gaps of each day that has any."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for day in days:
-                pipe.hvals(f"{self.prefix}:gaps:{self.group}:{day}")
+                pipe.hvals(self.keys.gaps(self.group, day))
             replies = await pipe.execute()
         return {
             day: sorted((SourceGap.model_validate_json(v) for v in values), key=lambda g: g.gap_id)
             for day, values in zip(days, replies, strict=True)
             if values
         }
+
+    def add_identity_read(
+        self, pipe: aioredis.client.Pipeline, pseudonym: str
+    ) -> Callable[[Any], str | None]:
+        """Add what ``identity`` reads to ``pipe`` (for the notifier's batched read); the
+        function returned decodes the reply the same way."""
+        pipe.get(self.keys.identity(pseudonym))
+
+        def decode(value: Any) -> str | None:
+            return _text(value) if value is not None else None
+
+        return decode

@@ -12,7 +12,7 @@ import json
 
 from sinks.channels.breaker import CircuitBreaker
 from sinks.channels.outbound import DeliveryResult, Outbound
-from sinks.producer import ProduceError, RecordProducer
+from sinks.channels.producer import ProduceError, RecordProducer
 
 
 class KafkaChannel:

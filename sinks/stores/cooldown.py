@@ -14,25 +14,8 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-_CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if held then
-  local holder, at = string.match(held, '^(.*)|(%d+)$')
-  if holder == ARGV[1] then return false end
-  if at and tonumber(ARGV[2]) - tonumber(at) < tonumber(ARGV[3]) then return held end
-end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', tonumber(ARGV[3]) * 2)
-return false
-"""
-
-_RELEASE = """
-local held = redis.call('GET', KEYS[1])
-local mine = ARGV[1] .. '|'
-if held and string.sub(held, 1, string.len(mine)) == mine then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+from agents.store.scripts import script
+from schemas.keys import Keys
 
 
 class PromptCooldown:
@@ -43,11 +26,12 @@ class PromptCooldown:
         self.redis = client
         self.prefix = prefix
         self.ms = int(hours * 3_600_000)
-        self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE)
+        self.keys = Keys(prefix)
+        self._claim = script(client, "cooldown_claim")
+        self._release = script(client, "cooldown_release")
 
     def _key(self, pseudonym: str) -> str:
-        return f"{self.prefix}:cooldown:{pseudonym}"
+        return self.keys.cooldown(pseudonym)
 
     async def claim(self, pseudonym: str, nudge_id: str, now: datetime) -> datetime | None:
         """None when ``nudge_id`` may be sent (the period is now its own); else the time the

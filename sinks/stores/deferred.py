@@ -9,17 +9,15 @@ set only after its decision is recorded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
+from agents.store.scripts import script
+from schemas.keys import Keys
 from schemas.nudges import Nudge
-
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-return due
-"""
 
 
 def _ms(moment: datetime) -> int:
@@ -31,11 +29,12 @@ class DeferredPrompts:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.redis = client
-        self.key = f"{prefix}:deferred"
-        self._claim = client.register_script(_CLAIM)
+        self.keys = Keys(prefix)
+        self.key = self.keys.deferred()
+        self._claim = script(client, "deferred_take")
 
     def _nudge(self, nudge_id: str) -> str:
-        return f"{self.key}:nudge:{nudge_id}"
+        return self.keys.deferred_nudge(nudge_id)
 
     async def add(self, nudge: Nudge, due: datetime) -> None:
         """Keep ``nudge`` until ``due`` (adding it again only moves its time)."""
@@ -69,3 +68,15 @@ class DeferredPrompts:
     async def waiting(self) -> int:
         """How many prompts are deferred."""
         return int(await self.redis.zcard(self.key))
+
+    def add_due_read(
+        self, pipe: aioredis.client.Pipeline, nudge_id: str
+    ) -> Callable[[Any], datetime | None]:
+        """Add what ``due`` reads to ``pipe`` (for the notifier's batched read); the function
+        returned decodes the reply the same way."""
+        pipe.zscore(self.key, nudge_id)
+
+        def decode(score: Any) -> datetime | None:
+            return None if score is None else datetime.fromtimestamp(float(score) / 1000, tz=UTC)
+
+        return decode

@@ -1,11 +1,7 @@
 """The intervention log of record: Redis first (index + outbox, atomically), then the topic.
 
-Keys, under the deployment's prefix ``{p}``:
-- ``{p}:recorded:{record_id}``   set once when a record is appended (the "decided" mark)
-- ``{p}:sending:{record_id}``    set before a delivery is attempted; cleared by the record
-- ``{p}:iv:{pseudonym}``         the student's records, oldest first (what they may read)
-- ``{p}:iv:outbox``              records appended but not yet acknowledged by the topic
-- ``{p}:iv:outbox:lock``         held by the one process publishing the outbox
+Keys: the ``recorded``, ``sending``, ``interventions``, ``outbox`` and ``outbox_lock``
+families of the key register (``schemas/keys.py``).
 
 A record is appended to Redis in one script (mark, index and outbox together), then
 published to the ``interventions`` topic by an idempotent ``acks=all`` producer and taken
@@ -20,14 +16,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 
+from agents.store.scripts import script
 from schemas.interventions import InterventionRecord, Outcome, Stage
+from schemas.keys import INTERVENTIONS, Keys
 from schemas.nudges import Channel, Route, Tier
-from sinks.producer import ProduceError, RecordProducer
+from sinks.channels.producer import ProduceError, RecordProducer
 
 log = logging.getLogger("engagement.interventions")
 
@@ -37,31 +36,6 @@ OUTBOX_BATCH: Final = 500
 # lock gone and leaves the trim to the next holder, which publishes those records again (the
 # topic's readers de-duplicate by record_id).
 LOCK_MS: Final = 10_000
-
-_APPEND = """
-local added = redis.call('SET', KEYS[1], '1', 'NX')
-if added then
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  redis.call('RPUSH', KEYS[3], ARGV[1])
-end
-redis.call('DEL', KEYS[4])
-if added then return 1 end
-return 0
-"""
-
-# Trim what was just published, and keep the lock, only while it is still ours: a holder whose
-# lock ran out must not remove what the next holder has read.
-_TRIM = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
-return 1
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def record_id(nudge_id: str, stage: str) -> str:
@@ -128,24 +102,25 @@ class InterventionLog:
         # The notifier publishes once per batch of nudges instead (one acknowledgement for
         # many records); a command-line decision publishes at once.
         self.autoflush = autoflush
-        self._append_script = client.register_script(_APPEND)
-        self._unlock_script = client.register_script(_UNLOCK)
-        self._trim_script = client.register_script(_TRIM)
+        self.keys = Keys(prefix)
+        self._append_script = script(client, "record_append")
+        self._unlock_script = script(client, "lock_release")
+        self._trim_script = script(client, "outbox_trim")
 
     def _index(self, pseudonym: str) -> str:
-        return f"{self.prefix}:iv:{pseudonym}"
+        return self.keys.interventions(pseudonym)
 
     def recorded_key(self, rid: str) -> str:
         """The key that exists once the record ``rid`` has been appended."""
-        return f"{self.prefix}:recorded:{rid}"
+        return self.keys.recorded(rid)
 
     def _sending(self, rid: str) -> str:
-        return f"{self.prefix}:sending:{rid}"
+        return self.keys.sending(rid)
 
     @property
     def outbox(self) -> str:
         """The list of records not yet acknowledged by the topic."""
-        return f"{self.prefix}:iv:outbox"
+        return self.keys.outbox()
 
     async def status(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> str | None:
         """``done`` once the stage recorded its decision, ``sending`` while a delivery may be
@@ -200,7 +175,7 @@ class InterventionLog:
         if self.producer is None or self.topic is None:
             return 0
         token = secrets.token_hex(8)
-        lock = f"{self.outbox}:lock"
+        lock = self.keys.outbox_lock()
         if not await self.redis.set(lock, token, nx=True, px=LOCK_MS):
             return 0  # another process is publishing; it will take ours too
         published = 0
@@ -238,11 +213,31 @@ class InterventionLog:
     async def all_records(self) -> list[InterventionRecord]:
         """Every indexed record (for the export), by scanning the per-student indexes."""
         out: list[InterventionRecord] = []
-        pattern = f"{self.prefix}:iv:*"
+        pattern = INTERVENTIONS.glob(self.prefix)
+        own = INTERVENTIONS.pattern(self.prefix)
         async for key in self.redis.scan_iter(match=pattern, count=500):
             name = key.decode() if isinstance(key, bytes) else str(key)
-            if name.startswith(self.outbox):
+            if not own.match(name):  # the outbox and its lock share the glob
                 continue
             rows: list[Any] = await self.redis.lrange(name, 0, -1)
             out.extend(InterventionRecord.model_validate_json(row) for row in rows)
         return out
+
+    def add_status_read(
+        self, pipe: aioredis.client.Pipeline, nudge_id: str, stage: Stage = Stage.NOTIFIER
+    ) -> Callable[[Any], tuple[str | None, Channel | None]]:
+        """Add what ``status`` and ``sending_channel`` read to ``pipe`` (one MGET, for the
+        notifier's batched read); the function returned turns the reply into both answers."""
+        rid = record_id(nudge_id, stage)
+        pipe.mget(self.recorded_key(rid), self._sending(rid))
+
+        def decode(reply: Any) -> tuple[str | None, Channel | None]:
+            recorded, sending = reply
+            if recorded is not None:
+                return "done", None
+            if sending is None:
+                return None, None
+            text = sending.decode() if isinstance(sending, bytes) else str(sending)
+            return "sending", Channel(text) if text in {c.value for c in Channel} else None
+
+        return decode

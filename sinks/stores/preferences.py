@@ -8,12 +8,14 @@ applied or kept twice).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from schemas.keys import Keys
 from schemas.preferences import PreferenceChange, PreferenceHistoryEntry, Preferences
 
 APPLIED_TTL_S: Final = 90 * 86_400
@@ -25,10 +27,11 @@ class PreferenceStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.redis = client
         self.prefix = prefix
+        self.keys = Keys(prefix)
 
     def key(self, pseudonym: str) -> str:
         """Redis key of one student's preferences."""
-        return f"{self.prefix}:prefs:{pseudonym}"
+        return self.keys.preferences(pseudonym)
 
     async def get(self, pseudonym: str) -> Preferences:
         """The student's preferences (defaults when none were ever set)."""
@@ -38,7 +41,7 @@ class PreferenceStore:
     async def apply(self, pseudonym: str, change: PreferenceChange) -> Preferences | None:
         """Apply one change and keep it in the history; None when it was applied before."""
         key = self.key(pseudonym)
-        applied = f"{self.prefix}:prefs:applied:{change.change_id}"
+        applied = self.keys.preference_applied(change.change_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -63,7 +66,7 @@ class PreferenceStore:
                     )
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py stub gap
                     pipe.set(key, updated.model_dump_json())
-                    pipe.rpush(f"{key}:history", entry.model_dump_json())
+                    pipe.rpush(self.keys.preference_history(pseudonym), entry.model_dump_json())
                     pipe.set(applied, "1", ex=APPLIED_TTL_S)
                     await pipe.execute()
                     return updated
@@ -72,5 +75,17 @@ class PreferenceStore:
 
     async def history(self, pseudonym: str) -> list[PreferenceHistoryEntry]:
         """Every change the student made, oldest first."""
-        rows = await self.redis.lrange(f"{self.key(pseudonym)}:history", 0, -1)
+        rows = await self.redis.lrange(self.keys.preference_history(pseudonym), 0, -1)
         return [PreferenceHistoryEntry.model_validate_json(row) for row in rows]
+
+    def add_read(
+        self, pipe: aioredis.client.Pipeline, pseudonym: str
+    ) -> Callable[[Any], Preferences]:
+        """Add what ``get`` reads to ``pipe`` (for the notifier's batched read); the function
+        returned decodes the reply the same way."""
+        pipe.get(self.key(pseudonym))
+
+        def decode(raw: Any) -> Preferences:
+            return Preferences.model_validate_json(raw) if raw is not None else Preferences()
+
+        return decode

@@ -5,19 +5,13 @@ invitation or referral (and writes the ``queued_for_review`` record); staff list
 decide items, each decision becoming an intervention record (DESIGN 8); an item nobody decides
 in time goes to the lead of its route's team. Every read of an item is audited (DESIGN 12).
 
-Keys, under the deployment's prefix ``{p}`` (the intervention log's prefix):
-- ``{p}:review:item:{nudge_id}``  hash: ``item`` (the ReviewItem as queued, JSON, written
-  once), ``escalated_to`` and ``escalated_at`` (set once, by the escalation that claims it),
-  ``decided`` (``1`` once a decision is recorded)
-- ``{p}:review:queue:{queue}``    sorted set of nudge ids by queued_at (ms), one per queue:
-  ``tutor:<staff id>``, ``team:<team>``, and ``lead:<staff id>`` for items escalated to a lead;
-  listing reads only the queues a person works, never the whole store
-- ``{p}:review:open``             sorted set by queued_at of undecided items not yet passed
-  to a lead: what the escalation sweep reads
-- ``{p}:audit``                   list of JSON entries, one per read of individual data
-- ``{p}:recorded:{record_id}``    written by the intervention log when a record is appended;
-  the review record's key is the authority on "decided" (a process that dies after appending
-  a decision and before marking the item still leaves it hidden, and the next listing tidies up)
+Keys: the ``review_item``, ``review_queue``, ``review_open`` and ``audit`` families of the key
+register (``schemas/keys.py``). An item hash holds ``item`` (the ReviewItem as queued, JSON,
+written once), ``escalated_to`` and ``escalated_at`` (set once, by the escalation that claims
+it) and ``decided``. Queues are ``tutor:<staff id>``, ``team:<team>`` and ``lead:<staff id>``;
+listing reads only the queues a person works, never the whole store. The review record's
+``recorded`` key is the authority on "decided" (a process that dies after appending a decision
+and before marking the item still leaves it hidden, and the next listing tidies up).
 """
 
 from __future__ import annotations
@@ -26,59 +20,23 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from schemas.errors import EngagementError
+from agents.store.scripts import script
 from schemas.interventions import InterventionRecord, Outcome, StaffAction, Stage
+from schemas.keys import Keys
 from schemas.nudges import Nudge, Route, Tier
-from schemas.review import TEAM_FOR_ROUTE, ReviewItem, TeamsConfig
+from schemas.review import ReviewItem, TeamsConfig
+from sinks.review.rules import ReviewError, ReviewRules, duration
 from sinks.stores.interventions import new_record, record_id
 
 log = logging.getLogger(__name__)
 
 ESCALATION_BATCH: Final = 500
-MAX_NOTE: Final = 1000
 # Referrals are more serious than invitations, so they are listed first.
 _SEVERITY: Final = {Tier.REFERRAL: 0, Tier.INVITATION: 1}
-
-ErrorKind = Literal["not_found", "forbidden", "invalid", "already_decided"]
-
-# Enqueue once: the first call writes the item and indexes it; later calls change nothing.
-# KEYS: item hash, queue zset, open zset. ARGV: item JSON, score (ms), nudge id.
-_ENQUEUE = """
-if redis.call('HSETNX', KEYS[1], 'item', ARGV[1]) == 1 then
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-end
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# Claim an item for escalation, once, unless it is gone or decided. Returns the stored
-# (escalated_to, escalated_at), whoever set them, so every caller builds the same record.
-# KEYS: item hash, open zset, lead zset, review record's `recorded` key.
-# ARGV: nudge id, lead, escalated_at (ISO), score (ms).
-_CLAIM = """
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[4]) == 1
-   or redis.call('HEXISTS', KEYS[1], 'decided') == 1 then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return false
-end
-if redis.call('HSETNX', KEYS[1], 'escalated_to', ARGV[2]) == 1 then
-  redis.call('HSET', KEYS[1], 'escalated_at', ARGV[3])
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-end
-return redis.call('HMGET', KEYS[1], 'escalated_to', 'escalated_at')
-"""
-
-
-class ReviewError(EngagementError):
-    """A review request cannot be done; ``kind`` says why, the message what to do."""
-
-    def __init__(self, message: str, kind: ErrorKind) -> None:
-        super().__init__(message)
-        self.kind: ErrorKind = kind
 
 
 def _text(value: Any) -> str:
@@ -96,20 +54,6 @@ def _aware(moment: datetime) -> datetime:
     return moment
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _duration(hours: float) -> str:
-    """``72 hours``, ``30 minutes``, ``1.8 seconds``: the delay in words."""
-    for size, unit in ((1.0, "hour"), (1 / 60, "minute"), (1 / 3600, "second")):
-        if hours >= size or unit == "second":
-            amount = round(hours / size, 2)
-            return f"{amount:g} {unit}{'' if amount == 1 else 's'}"
-    raise AssertionError  # pragma: no cover - the loop always returns
-
-
 class ReviewQueue:
     """Review queues per personal tutor and per team, in Redis; see the module docstring."""
 
@@ -125,23 +69,25 @@ class ReviewQueue:
         self.redis = client
         self.prefix = prefix
         self.teams = teams
+        self.rules = ReviewRules(teams)
         self.append = append
         # Must name the key the intervention log sets when it appends a record.
-        self.recorded_key = recorded_key or (lambda rid: f"{prefix}:recorded:{rid}")
-        self._enqueue_script = client.register_script(_ENQUEUE)
-        self._claim_script = client.register_script(_CLAIM)
+        self.keys = Keys(prefix)
+        self.recorded_key = recorded_key or self.keys.recorded
+        self._enqueue_script = script(client, "review_enqueue")
+        self._claim_script = script(client, "review_escalate")
 
     # -- keys -------------------------------------------------------------------------------
 
     def _item_key(self, nudge_id: str) -> str:
-        return f"{self.prefix}:review:item:{nudge_id}"
+        return self.keys.review_item(nudge_id)
 
     def _queue_key(self, queue: str) -> str:
-        return f"{self.prefix}:review:queue:{queue}"
+        return self.keys.review_queue(queue)
 
     @property
     def _open_key(self) -> str:
-        return f"{self.prefix}:review:open"
+        return self.keys.review_open()
 
     async def waiting(self) -> int:
         """Items nobody has decided and that have not yet gone to a team lead."""
@@ -150,51 +96,18 @@ class ReviewQueue:
     @property
     def audit_key(self) -> str:
         """The Redis list of audit entries (JSON), oldest first."""
-        return f"{self.prefix}:audit"
+        return self.keys.audit()
 
     def _decided_key(self, nudge_id: str) -> str:
         return self.recorded_key(record_id(nudge_id, Stage.REVIEW))
 
-    # -- routing and permissions ------------------------------------------------------------
-
     def queue_for(self, route: Route, tutor: str | None) -> str:
-        """The queue an item on ``route`` joins: the student's tutor's, else the team's."""
-        if route is Route.PERSONAL_TUTOR and tutor and tutor.strip():
-            return f"tutor:{tutor.strip()}"
-        team = TEAM_FOR_ROUTE.get(route)
-        if team is None:
-            msg = f"route {route.value!r} goes to the student, never to a review queue"
-            raise ReviewError(msg, "invalid")
-        return f"team:{team}"
-
-    def _queues_of(self, staff_id: str) -> list[str]:
-        """Every queue ``staff_id`` works: own tutees, own teams, items escalated to them."""
-        queues = [f"tutor:{staff_id}", f"lead:{staff_id}"]
-        queues += [
-            f"team:{name}" for name, team in self.teams.teams.items() if team.works(staff_id)
-        ]
-        return queues
+        """The queue an item on ``route`` joins (see ``ReviewRules.queue_for``)."""
+        return self.rules.queue_for(route, tutor)
 
     def may_act(self, item: ReviewItem, staff_id: str) -> bool:
-        """Whether ``staff_id`` may read and decide ``item`` (see docs/review.md)."""
-        kind, _, owner = item.queue.partition(":")
-        team = self.teams.teams.get(owner) if kind == "team" else None
-        route_team = self.teams.team_for(item.route)
-        return (
-            item.escalated_to == staff_id
-            or (kind == "tutor" and owner == staff_id)
-            or (team is not None and team.works(staff_id))
-            or (route_team is not None and route_team.lead == staff_id)
-        )
-
-    def _role(self, item: ReviewItem, staff_id: str) -> str:
-        kind, _, owner = item.queue.partition(":")
-        if kind == "tutor" and owner == staff_id:
-            return f"personal tutor {staff_id}"
-        route_team = self.teams.team_for(item.route)
-        if item.escalated_to == staff_id or (route_team and route_team.lead == staff_id):
-            return f"team lead {staff_id}"
-        return f"{owner.replace('_', ' ')} team member {staff_id}"
+        """Whether ``staff_id`` may read and decide ``item``."""
+        return self.rules.may_act(item, staff_id)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -228,7 +141,7 @@ class ReviewQueue:
         With ``now`` the listing is audited (a list shows individual data): the CLI and API
         pass it; internal callers that show nothing to a person leave it out.
         """
-        queues = self._queues_of(staff_id)
+        queues = self.rules.queues_of(staff_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             for queue in queues:
                 pipe.zrange(self._queue_key(queue), 0, -1)
@@ -275,7 +188,7 @@ class ReviewQueue:
         if item is None:
             msg = f"no review item for nudge {nudge_id}: check the id in `engagement review list`"
             raise ReviewError(msg, "not_found")
-        if not self.may_act(item, staff_id):
+        if not self.rules.may_act(item, staff_id):
             msg = (
                 f"{staff_id} may not see review item {nudge_id}: it is not in a queue they work "
                 "and was not escalated to them"
@@ -325,46 +238,6 @@ class ReviewQueue:
         recorded = await self.redis.exists(self._decided_key(nudge.nudge_id))
         return self._build(fields, bool(recorded))
 
-    def _decision_detail(
-        self,
-        item: ReviewItem,
-        staff_id: str,
-        action: StaffAction,
-        reason: str | None,
-        referred_to: str | None,
-    ) -> str:
-        """A sentence the student could read (they can: records are visible to them)."""
-        role = self._role(item, staff_id)
-        note = f" Note: {_sentence(reason)}" if reason else ""
-        if action is StaffAction.CONTACTED:
-            return f"{role[0].upper()}{role[1:]} got in touch with the student.{note}"
-        if action is StaffAction.NO_ACTION:
-            return f"Reviewed by {role}; no action needed: {_sentence(reason or '')}"
-        return f"Referred on to {referred_to} by {role}.{note}"
-
-    @staticmethod
-    def _check_decision(
-        action: StaffAction, reason: str | None, referred_to: str | None
-    ) -> tuple[str | None, str | None]:
-        reason = (reason or "").strip() or None
-        referred_to = (referred_to or "").strip() or None
-        if action is StaffAction.NO_ACTION and reason is None:
-            msg = (
-                "no_action needs a reason (--reason TEXT): say why no contact is needed; "
-                "the student can read it"
-            )
-            raise ReviewError(msg, "invalid")
-        if action is StaffAction.REFERRED and referred_to is None:
-            msg = "referred needs the service referred on to (--service NAME)"
-            raise ReviewError(msg, "invalid")
-        if action is not StaffAction.REFERRED and referred_to is not None:
-            msg = f"a service (--service) goes with action referred, not {action.value}"
-            raise ReviewError(msg, "invalid")
-        if reason is not None and len(reason) > MAX_NOTE:
-            msg = f"the reason is {len(reason)} characters; keep it under {MAX_NOTE}"
-            raise ReviewError(msg, "invalid")
-        return reason, referred_to
-
     async def decide(
         self,
         nudge_id: str,
@@ -377,7 +250,7 @@ class ReviewQueue:
     ) -> InterventionRecord:
         """Record what ``staff_id`` did about an item; each item is decided once."""
         item = await self._permitted(nudge_id, staff_id)
-        reason, referred_to = self._check_decision(action, reason, referred_to)
+        reason, referred_to = self.rules.check_decision(action, reason, referred_to)
         if item.decided:
             msg = f"review item {nudge_id} is already decided: see the student's records"
             raise ReviewError(msg, "already_decided")
@@ -387,7 +260,7 @@ class ReviewQueue:
             Stage.REVIEW,
             Outcome.STAFF_DECISION,
             action.value,
-            self._decision_detail(item, staff_id, action, reason, referred_to),
+            self.rules.decision_detail(item, staff_id, action, reason, referred_to),
             _aware(now),
             queue=item.queue,
             staff_id=staff_id,
@@ -457,7 +330,7 @@ class ReviewQueue:
             Stage.ESCALATION,
             Outcome.ESCALATED,
             "not_acted_on",
-            f"Not acted on within {_duration(self.teams.escalate_after_hours)}; "
+            f"Not acted on within {duration(self.teams.escalate_after_hours)}; "
             f"passed to the team lead {lead}.",
             at,
             queue=f"lead:{lead}",

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 
 from schemas.errors import ConfigError
+from schemas.keys import Keys
 from stream.runtime import Runtime, load_runtime
 
 T = TypeVar("T")
@@ -93,7 +94,7 @@ def cmd_prefs(args: argparse.Namespace) -> int:
 
     async def wait(client: aioredis.Redis) -> bool:
         deadline = time.monotonic() + APPLY_WAIT_S
-        key = f"{prefix}:prefs:applied:{change.change_id}"
+        key = Keys(prefix).preference_applied(change.change_id)
         while time.monotonic() < deadline:
             if await client.exists(key):
                 return True
@@ -109,7 +110,7 @@ def cmd_prefs(args: argparse.Namespace) -> int:
 
 
 def _publish(runtime: Runtime, topic: str, key: str, value: str) -> None:
-    from sinks.producer import RecordProducer
+    from sinks.channels.producer import RecordProducer
 
     async def go() -> None:
         producer = RecordProducer(runtime.kafka_bootstrap, client_id="engagement-cli")
@@ -173,7 +174,7 @@ def _export(runtime: Runtime, args: argparse.Namespace) -> int:
         identities: dict[str, str] = {}
         for start in range(0, len(pseudonyms), 1000):
             chunk = pseudonyms[start : start + 1000]
-            values = await client.mget([f"{prefix}:id:{p}" for p in chunk])
+            values = await client.mget([Keys(prefix).identity(p) for p in chunk])
             for pseudonym, value in zip(chunk, values, strict=True):
                 if value is not None:
                     identities[pseudonym] = (
@@ -203,8 +204,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     from schemas.interventions import StaffAction
     from schemas.review import load_teams
     from schemas.rules import load_rules
+    from sinks.channels.producer import RecordProducer
     from sinks.config import staff_routes
-    from sinks.producer import RecordProducer
     from sinks.stores.interventions import InterventionLog
     from sinks.stores.review import ReviewQueue
 
@@ -235,7 +236,7 @@ def cmd_review(args: argparse.Namespace) -> int:
                 raise ConfigError(msg)
             if args.action == "show":
                 item = await queue.show(args.nudge_id, args.staff, now)
-                identity = await client.get(f"{settings.key_prefix}:id:{item.pseudonym}")
+                identity = await client.get(Keys(settings.key_prefix).identity(item.pseudonym))
                 shown = item.model_dump(mode="json")
                 shown["student_id"] = identity.decode() if isinstance(identity, bytes) else identity
                 print(json.dumps(shown, indent=2, sort_keys=True))

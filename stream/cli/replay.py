@@ -1,4 +1,8 @@
-"""`engagement replay`: settings, Redis and files for a replay; prints and writes the report."""
+"""`engagement replay`: settings, Redis and files for a replay; prints and writes the report.
+
+The replay machinery (``stream.offline``, the rules) is imported inside the command, so that
+building the ``engagement`` parser does not load the agents.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,21 @@ import asyncio
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from agents.model.pseudonym import Pseudonymiser
 from schemas.common import Source
 from schemas.errors import ConfigError
-from schemas.rules import RulesFileError, load_rules
 from schemas.settings import ENV, Settings, load_settings
-from stream.dev.stack import LocalStack, load_endpoints
-from stream.offline.backtest import render_report
-from stream.offline.replay import ReplayInput, ReplayResult, replay, truth_summary
+from stream.endpoints import load_endpoints
 from stream.runtime import dev_key
+
+if TYPE_CHECKING:
+    from stream.offline.replay import ReplayInput, ReplayResult
 
 
 def _settings() -> Settings:
@@ -44,11 +46,10 @@ def _redis_url(settings: Settings) -> Iterator[str]:
     if recorded is not None:
         yield recorded.redis_url
         return
-    with (
-        tempfile.TemporaryDirectory(prefix="engagement-replay-") as tmp,
-        LocalStack(Path(tmp)) as stack,
-    ):
-        yield stack.endpoints.redis_url
+    from stream.cli.dev import scratch_redis  # a development stack, only when none is given
+
+    with scratch_redis() as url:
+        yield url
 
 
 def _from_sim_dir(spec: ReplayInput, base: Path, args: argparse.Namespace) -> None:
@@ -65,6 +66,8 @@ def _from_sim_dir(spec: ReplayInput, base: Path, args: argparse.Namespace) -> No
 
 def spec_from_args(args: argparse.Namespace) -> ReplayInput:
     """What to replay, from the command line."""
+    from stream.offline.replay import ReplayInput
+
     spec = ReplayInput()
     if args.sim_dir:
         _from_sim_dir(spec, Path(args.sim_dir), args)
@@ -87,6 +90,8 @@ def spec_from_args(args: argparse.Namespace) -> ReplayInput:
 
 
 async def _run(url: str, spec: ReplayInput, settings: Settings, rules: Any) -> ReplayResult:
+    from stream.offline.replay import replay
+
     client = aioredis.from_url(url)
     try:
         return await replay(spec, settings, client, rules)
@@ -96,6 +101,11 @@ async def _run(url: str, spec: ReplayInput, settings: Settings, rules: Any) -> R
 
 def run_replay(args: argparse.Namespace) -> int:
     """The command: replay, write the nudges and the report, print the report."""
+    from agents.model.pseudonym import Pseudonymiser
+    from schemas.rules import RulesFileError, load_rules
+    from stream.offline.backtest import render_report
+    from stream.offline.replay import truth_summary
+
     settings = _settings()
     try:
         rules = load_rules(Path(args.rules) if args.rules else settings.rules_file)
@@ -128,3 +138,23 @@ def run_replay(args: argparse.Namespace) -> int:
     )
     print(f"Report: {args.report}; decisions: {args.nudges}")
     return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Register replay on the ``engagement`` parser."""
+    replay = sub.add_parser("replay", help="run the rules over historical files; backtest report")
+    for source in ("swipe", "attendance", "vle"):
+        replay.add_argument(f"--{source}", action="append", default=[], metavar="FILE")
+    replay.add_argument("--sim-dir", help="a directory written by `engagement simulate --out`")
+    replay.add_argument("--oulad-vle", metavar="studentVle.csv")
+    replay.add_argument("--oulad-sites", metavar="vle.csv")
+    replay.add_argument("--oulad-start", default="2013-10-07", help="date of day 0, YYYY-MM-DD")
+    for kind in ("roster", "timetable", "exemptions"):
+        replay.add_argument(f"--{kind}", metavar="FILE.jsonl")
+    replay.add_argument("--outcomes", help="CSV: student_id,outcome or OULAD studentOutcome.csv")
+    replay.add_argument("--outcome-course", help="OULAD presentation, e.g. AAA-2013J")
+    replay.add_argument("--truth", help="a simulation's truth.json, to check who was reached")
+    replay.add_argument("--rules", help="rules file (default: ENGAGEMENT_RULES_FILE or shipped)")
+    replay.add_argument("--report", default="replay-report.json")
+    replay.add_argument("--nudges", default="replay-nudges.jsonl")
+    replay.set_defaults(func=run_replay)

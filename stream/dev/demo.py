@@ -20,13 +20,15 @@ from pydantic import SecretStr
 
 from agents.model.eventtime import day_start_ms, local_day
 from agents.model.pseudonym import Pseudonymiser
+from schemas.keys import REVIEW_QUEUE, Keys
 from schemas.preferences import PreferenceChange
 from schemas.settings import load_settings
 from stream.dev.processes import Child, ProcessError, free_port, scrape, total
 from stream.dev.simulate import DISENGAGING, SimConfig, Simulation, publish_simulation, simulate
 from stream.dev.stack import LocalStack
-from stream.publisher import Publisher, ensure_topics
+from stream.publisher import Publisher
 from stream.reference import publish_reference
+from stream.topics import ensure_topics
 
 OPT_OUT_SHARE = 0.15
 SETTLE_TIMEOUT_S = 120.0
@@ -73,11 +75,11 @@ def _engagement(env: dict[str, str], *args: str) -> str:
 
 def _review_demo(env: dict[str, str], client: redis.Redis, prefix: str) -> None:
     """Show the review queue as staff see it, and record one staff decision."""
-    open_items = client.zcard(f"{prefix}:review:open")
+    open_items = client.zcard(Keys(prefix).review_open())
     _say(f"\nReview queue: {open_items} invitations and referrals wait for staff; none was sent")
     _say("to a student automatically. The busiest personal tutor's queue (`engagement review")
     tutors: Counter[str] = Counter()
-    for key in client.scan_iter(match=f"{prefix}:review:queue:tutor:*"):
+    for key in client.scan_iter(match=REVIEW_QUEUE.glob(prefix, queue="tutor:*")):
         tutors[key.decode().rsplit(":", 1)[1]] = int(client.zcard(key))
     if not tutors:
         _say("list`): empty")
@@ -162,7 +164,8 @@ def _student_outcomes(
     for student_id, truth in sim.truth.students.items():
         people[truth.persona.value] += 1
         rows = [
-            json.loads(r) for r in client.lrange(f"{prefix}:iv:{pseudonymise(student_id)}", 0, -1)
+            json.loads(r)
+            for r in client.lrange(Keys(prefix).interventions(pseudonymise(student_id)), 0, -1)
         ]
         if rows:
             reached[truth.persona.value] += 1

@@ -15,14 +15,15 @@ from typing import Any, TypeVar
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from agents.ingest import signal_partition
 from agents.model.pseudonym import Pseudonymiser
+from agents.router import signal_partition
 from schemas.common import Source
 from schemas.nudges import Nudge
 from schemas.settings import Settings, load_settings
 from stream.dev.processes import Child, free_port, scrape, total
 from stream.dev.stack import Endpoints
-from stream.publisher import Publisher, ensure_topics
+from stream.publisher import Publisher
+from stream.topics import ensure_topics
 
 T = TypeVar("T")
 TERM = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)  # a Monday

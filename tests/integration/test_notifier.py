@@ -39,11 +39,11 @@ from schemas.rules import load_rules
 from schemas.settings import load_settings
 from sinks.channels.breaker import CircuitBreaker
 from sinks.channels.outbound import Transport
+from sinks.channels.producer import RecordProducer
 from sinks.channels.smtp import SmtpChannel
 from sinks.channels.webhook import SIGNATURE_HEADER, WebhookChannel, verify
 from sinks.messages import load_messages
 from sinks.notifier import Notifier
-from sinks.producer import RecordProducer
 from sinks.stores.cooldown import PromptCooldown
 from sinks.stores.deferred import DeferredPrompts
 from sinks.stores.interventions import InterventionLog
@@ -51,7 +51,7 @@ from sinks.stores.preferences import PreferenceStore
 from sinks.stores.review import ReviewQueue
 from stream.dev.processes import free_port
 from stream.dev.stack import Endpoints
-from stream.publisher import ensure_topics
+from stream.topics import ensure_topics
 from tests.unit.build import days, only, run, student
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from schemas.common import Source
-from stream.dev.processes import free_port, http_get, scrape, total
+from stream.dev.processes import free_port, scrape, total
 from stream.dev.stack import Endpoints, LocalStack
+from stream.probes import http_get
 from tests.integration.harness import Pipeline, vle, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

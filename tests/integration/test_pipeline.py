@@ -6,6 +6,7 @@ scenario below is published once and each test checks one thing a user would not
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from agents.store.register import StudentKeys, student_keys
 from schemas.common import Source
+from schemas.keys import MEMBERS, family_of
 from stream.dev.stack import Endpoints
 from tests.integration.harness import TERM, Pipeline, mark, swipe, vle, wait_for
 
@@ -193,3 +197,41 @@ def test_a_file_is_published_from_the_command_line_with_its_bad_line_reported(
     assert "sent 3 events" in report and "refused 1" in report
     assert "line 2" in report and "malformed_json" in report
     wait_for("the file's events", lambda: deployed.counts("S-FILE") == {"vle": 3} or None)
+
+
+def _keys(pipeline: Pipeline) -> list[str]:
+    """Every key of this deployment (other tests share the Redis under other prefixes)."""
+    return sorted(
+        k.decode() for k in pipeline.redis.scan_iter(match=f"{pipeline.prefix}:*", count=1000)
+    )
+
+
+def test_every_key_in_redis_is_declared_in_the_key_register(deployed: Pipeline) -> None:
+    keys = _keys(deployed)
+    families = {k: family_of(k, deployed.prefix) for k in keys}
+    assert [k for k, f in families.items() if f is None] == []
+    seen = {f.name for f in families.values() if f is not None}
+    # The run wrote state, de-duplication, progress, preferences and the log of record.
+    assert {"state", "seen", "members", "offsets", "identity", "interventions"} <= seen
+    assert {"preferences", "preference_history", "recorded", "outbox"} & seen
+
+
+def test_the_register_finds_every_key_about_a_student(deployed: Pipeline) -> None:
+    keys = _keys(deployed)
+
+    async def about(pseudonym: str) -> StudentKeys:
+        client = aioredis.Redis.from_url(deployed.stack.redis_url)
+        try:
+            return await student_keys(client, deployed.prefix, pseudonym)
+        finally:
+            await client.aclose()
+
+    for student in ("S-ATT", "S-OPT", "S-ABS", "S-DUP"):
+        pseudonym = deployed.pseudonym(student)
+        found = asyncio.run(about(pseudonym))
+        named = {k for k in keys if pseudonym in k}
+        assert named, student
+        assert named <= set(found.own), student
+        assert any(family_of(k, deployed.prefix) is MEMBERS for k in found.shared), student
+    opted_out = asyncio.run(about(deployed.pseudonym("S-OPT")))
+    assert f"{deployed.prefix}:prefs:{deployed.pseudonym('S-OPT')}" in opted_out.own

@@ -15,7 +15,8 @@ from schemas.common import Source
 from schemas.events import Envelope
 from schemas.topics import TopicNames
 from stream.dev.stack import Endpoints
-from stream.publisher import Publisher, ensure_topics
+from stream.publisher import Publisher
+from stream.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

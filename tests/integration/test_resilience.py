@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents.model.rules import Student, evaluate_day
+from agents.model.rules import evaluate_day
 from agents.model.score import DayFacts
+from agents.model.student import Student
 from schemas.common import Source
 from schemas.rules import load_rules
 from stream.dev.stack import LocalStack

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 
 from agents.model.pseudonym import Pseudonymiser
-from agents.model.rules import Student, evaluate_day
+from agents.model.rules import evaluate_day
 from agents.model.score import DayFacts
+from agents.model.student import Student
 from schemas.nudges import Nudge
 from schemas.rules import Mode, RuleSet, load_rules
 

@@ -19,7 +19,7 @@ from agents.model.health import (
     pattern_gaps,
     register_gaps,
 )
-from agents.store.reference import Enrolment, Session
+from agents.model.reference import Enrolment, Session
 from schemas.health import SourceGap
 
 LONDON = ZoneInfo("Europe/London")

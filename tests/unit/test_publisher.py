@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-import stream.publisher as publisher_module
-from schemas.common import Reason, Source
+import stream.publisher.producer as publisher_module
+from schemas.common import Reason, Source, classify_validation_error
 from schemas.events import CardSwipe, Envelope, VleActivity
 from schemas.topics import TopicNames
 from stream.publisher import (
@@ -26,7 +26,6 @@ from stream.publisher import (
     Refusal,
     Unreadable,
     check_event,
-    classify_validation_error,
     pack_events,
     publish_file,
     read_file,

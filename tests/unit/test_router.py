@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.ingest import SIGNALS_PER_MESSAGE, SignalRouter, pack_signals, signal_partition
+from agents.router import SIGNALS_PER_MESSAGE, SignalRouter, pack_signals, signal_partition
 from agents.store.state import FeedState
 
 HOUR = 3_600_000

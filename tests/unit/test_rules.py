@@ -7,8 +7,11 @@ from datetime import date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.model.rules import Period, RuleState, Student, evaluate_day, nudge_id
+from agents.model.reference import Period
+from agents.model.rules import evaluate_day, nudge_id
+from agents.model.rulestate import RuleState
 from agents.model.score import DayFacts, daily_score
+from agents.model.student import Student
 from schemas.nudges import Route, Tier
 from schemas.rules import Mode
 from tests.unit.build import DEFAULTS, LONDON, PSEUDONYM, days, only, run, student

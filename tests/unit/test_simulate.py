@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from schemas.common import Reason, Source, find_forbidden
+from schemas.common import Reason, Source, classify_validation_error, find_forbidden
 from schemas.events import MODEL_BY_SOURCE
 from stream.dev.simulate import (
     DISENGAGING,
@@ -29,7 +29,6 @@ from stream.publisher import (
     Checked,
     PublishReport,
     check_event,
-    classify_validation_error,
     pack_events,
     read_file,
 )

@@ -22,14 +22,16 @@ from kafka import KafkaProducer
 from pydantic import SecretStr
 
 from agents.model.pseudonym import Pseudonymiser
-from agents.model.rules import Student, evaluate_day
+from agents.model.rules import evaluate_day
 from agents.model.score import DayFacts
+from agents.model.student import Student
+from schemas.keys import Keys
 from schemas.nudges import Nudge
 from schemas.rules import load_rules
 from schemas.settings import load_settings
 from stream.dev.processes import Child, ProcessError, free_port, scrape, total
-from stream.dev.stack import Endpoints
-from stream.publisher import ensure_topics
+from stream.endpoints import Endpoints
+from stream.topics import ensure_topics
 
 DRAIN_TIMEOUT_S = 600.0
 
@@ -83,7 +85,7 @@ def notifier_bench(endpoints: Endpoints, workdir: Path, count: int) -> dict[str,
         for n in range(count):
             student_id = f"SB{n:07d}"
             pseudonym = pseudonymise(student_id)
-            identities[f"{prefix}:id:{pseudonym}"] = student_id
+            identities[Keys(prefix).identity(pseudonym)] = student_id
             nudges.append(
                 template.model_copy(update={"pseudonym": pseudonym, "nudge_id": f"nb-{n:07d}"})
             )

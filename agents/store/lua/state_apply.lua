@@ -1,13 +1,17 @@
 -- Apply a batch of signal messages to per-student state, atomically with the applied offsets.
 --
--- ARGV[1]  key prefix (namespace), e.g. "es"
--- ARGV[2]  consumer group name (offsets and watermarks are kept per group)
--- ARGV[3]  dedup key TTL, seconds
--- ARGV[4]  per-student state TTL, seconds
--- ARGV[5]  source-activity TTL, seconds
--- ARGV[6]  grace, milliseconds: an event older than its partition's watermark minus this is
---          too late to count
--- ARGV[7..] triples: partition, offset, payload (a SignalBatch as JSON)
+-- KEYS[1]   applied offsets hash of the consumer group (partition → offset)
+-- KEYS[2]   watermarks hash of the consumer group (partition → ms)
+-- KEYS[3]   the group's earliest day with data
+-- KEYS[4..] every student-state, seen-set, activity and members key the signals touch;
+--           each signal names its keys by their index in KEYS
+-- ARGV[1]   dedup key TTL, seconds
+-- ARGV[2]   per-student state TTL, seconds
+-- ARGV[3]   source-activity TTL, seconds
+-- ARGV[4]   grace, ms: an event older than its partition's watermark minus this is too late
+--           to count
+-- ARGV[5..] per message: partition, offset, the watermark stamped on it ('' if none), the
+--           number of its signals; then per signal the 11 fields below (SIGNAL_FIELDS)
 --
 -- A message whose offset is at or below the partition's applied offset is skipped: it was
 -- applied before a crash or rebalance and is being delivered again. Event ids are
@@ -18,16 +22,19 @@
 --
 -- Returns {applied, duplicates, skipped_messages, wms, late}: wms is a flat list of partition,
 -- watermark-ms; late a flat list of event id, source, lateness-ms, partition, offset.
-local prefix = ARGV[1]
-local group = ARGV[2]
-local dedup_ttl = tonumber(ARGV[3])
-local state_ttl = tonumber(ARGV[4])
-local activity_ttl = tonumber(ARGV[5])
-local grace_ms = tonumber(ARGV[6])
 
-local offsets_key = prefix .. ':offsets:' .. group
-local wm_key = prefix .. ':wm:' .. group
-local first_key = prefix .. ':firstday:' .. group
+-- Per signal: event id, source, day, event time (ms), kind, activity field
+-- ("location|hour"), pseudonym, then the KEYS indexes of its student state, seen set,
+-- activity hash and members set.
+local SIGNAL_FIELDS = 11
+local dedup_ttl = tonumber(ARGV[1])
+local state_ttl = tonumber(ARGV[2])
+local activity_ttl = tonumber(ARGV[3])
+local grace_ms = tonumber(ARGV[4])
+
+local offsets_key = KEYS[1]
+local wm_key = KEYS[2]
+local first_key = KEYS[3]
 
 local status_slot = {present = 1, late = 2, absent = 3, excused = 4}
 local applied, duplicates, skipped = 0, 0, 0
@@ -41,13 +48,12 @@ local first_day = nil
 -- the end: many events of one student in a batch cost one read and one write, not one each.
 local students = {}
 
-local function student(who, partition)
+local function student(who, sk, mk)
   local st = students[who]
   if st == nil then
-    local sk = prefix .. ':s:' .. who
     local v = redis.call('HMGET', sk, 'first', 'ls:swipe', 'ls:attendance', 'ls:vle')
     st = {
-      sk = sk, partition = partition, first = tonumber(v[1]) or -1, new = v[1] == false,
+      sk = sk, mk = mk, first = tonumber(v[1]) or -1, new = v[1] == false,
       ls = {swipe = tonumber(v[2]) or -1, attendance = tonumber(v[3]) or -1,
             vle = tonumber(v[4]) or -1},
       dirty = {}, incr = {}, att = {},
@@ -57,9 +63,9 @@ local function student(who, partition)
   return st
 end
 
-local function apply_attendance(st, s, day)
+local function apply_attendance(st, kind, day)
   -- One field per day holds the four mark counts, so a window is one HMGET field a day.
-  local slot = status_slot[s['kind']]
+  local slot = status_slot[kind]
   if slot == nil then return end
   local counts = st.att[day]
   if counts == nil then
@@ -77,41 +83,36 @@ local function apply_attendance(st, s, day)
   counts[slot] = counts[slot] + 1
 end
 
-local function count_activity(s, src, day)
-  local location = s['context']
-  if src == 'vle' then location = 'all' end
-  local hour = s['hour']
-  if type(hour) ~= 'number' then hour = 0 end
-  local key = prefix .. ':act:' .. src .. ':' .. string.format('%d', day)
+local function count_activity(key, field)
   local per_key = activity[key]
   if per_key == nil then
     per_key = {}
     activity[key] = per_key
   end
-  local field = location .. '|' .. string.format('%d', hour)
   per_key[field] = (per_key[field] or 0) + 1
 end
 
-local function apply_signal(s, partition, offset, wm)
-  local who = s['pseudonym']
-  local day = s['day']
+local function apply_signal(base, partition, offset, wm)
+  local event_id = ARGV[base]
+  local src = ARGV[base + 1]
+  local day = tonumber(ARGV[base + 2])
+  local ts = tonumber(ARGV[base + 3])
+  local who = ARGV[base + 6]
   -- Event ids are remembered in one set per student and day: adding to a set is cheaper
   -- than one expiring key per event, and the set expires as a whole.
-  local dk = prefix .. ':seen:' .. who .. ':' .. string.format('%d', day)
-  local ts = s['occurred_at_ms']
-  local src = s['source']
+  local dk = KEYS[tonumber(ARGV[base + 8])]
   if ts < wm - grace_ms then
     -- More than the grace period behind its partition: not counted, reported instead.
-    if redis.call('SISMEMBER', dk, s['event_id']) == 1 then
+    if redis.call('SISMEMBER', dk, event_id) == 1 then
       duplicates = duplicates + 1
     else
-      for _, v in ipairs({s['event_id'], src, wm - ts, partition, offset}) do
+      for _, v in ipairs({event_id, src, wm - ts, partition, offset}) do
         table.insert(late, v)
       end
     end
     return wm
   end
-  if redis.call('SADD', dk, s['event_id']) == 0 then
+  if redis.call('SADD', dk, event_id) == 0 then
     duplicates = duplicates + 1
     return wm
   end
@@ -121,11 +122,11 @@ local function apply_signal(s, partition, offset, wm)
   end
   applied = applied + 1
   if first_day == nil or day < first_day then first_day = day end
-  local st = student(who, partition)
+  local st = student(who, KEYS[tonumber(ARGV[base + 7])], KEYS[tonumber(ARGV[base + 10])])
   local field = 'd:' .. day .. ':' .. src
   st.incr[field] = (st.incr[field] or 0) + 1
-  if src == 'attendance' then apply_attendance(st, s, day) end
-  count_activity(s, src, day)
+  if src == 'attendance' then apply_attendance(st, ARGV[base + 4], day) end
+  count_activity(KEYS[tonumber(ARGV[base + 9])], ARGV[base + 5])
   if st.first < 0 or ts < st.first then
     st.first = ts
     st.dirty['first'] = true
@@ -137,9 +138,14 @@ local function apply_signal(s, partition, offset, wm)
   return wm
 end
 
-for i = 7, #ARGV, 3 do
+local i = 5
+while i <= #ARGV do
   local partition = ARGV[i]
   local offset = tonumber(ARGV[i + 1])
+  local tick = tonumber(ARGV[i + 2])
+  local count = tonumber(ARGV[i + 3])
+  local first_signal = i + 4
+  i = first_signal + count * SIGNAL_FIELDS
   local done = last_offset[partition]
   if done == nil then
     done = tonumber(redis.call('HGET', offsets_key, partition) or '-1')
@@ -148,18 +154,16 @@ for i = 7, #ARGV, 3 do
     skipped = skipped + 1
   else
     last_offset[partition] = offset
-    local batch = cjson.decode(ARGV[i + 2])
     local wm = watermarks[partition]
     if wm == nil then
       wm = tonumber(redis.call('HGET', wm_key, partition) or '0')
     end
-    for _, s in ipairs(batch['signals']) do
-      wm = apply_signal(s, partition, offset, wm)
+    for n = 0, count - 1 do
+      wm = apply_signal(first_signal + n * SIGNAL_FIELDS, partition, offset, wm)
     end
     -- The stamp covers this message's own signals, so it applies from the next message on: a
     -- batch that spans days (a backlog, a replay chunk) is judged against what came before it.
-    local tick = batch['watermark_ms']
-    if type(tick) == 'number' and tick > wm then wm = tick end
+    if tick ~= nil and tick > wm then wm = tick end
     watermarks[partition] = wm
   end
 end
@@ -177,7 +181,7 @@ for who, st in pairs(students) do
     redis.call('HSET', st.sk, field, string.format('%d', value))
   end
   if st.new then
-    redis.call('SADD', prefix .. ':members:' .. st.partition, who)
+    redis.call('SADD', st.mk, who)
   end
   redis.call('EXPIRE', st.sk, state_ttl)
 end

@@ -1,0 +1,229 @@
+"""The key register: every Redis key the product writes, declared once.
+
+Each family says what it holds, whether it is about one student (and how: by its name, by
+entries inside a shared key, or inside its value), its retention class, its expiry and the
+part of the name that is its hash tag (the part that will decide its Redis Cluster slot).
+Stores build every key through ``Keys``; Lua scripts receive every key through ``KEYS``.
+Erasure, subject-access export and retention read this register; a test checks that a
+running system holds no key that is not declared here.
+
+``{p}`` is the deployment's key prefix (``ENGAGEMENT_KEY_PREFIX``).
+"""
+
+from __future__ import annotations
+
+from schemas.keys.family import About, KeyFamily, Retention
+from schemas.keys.register import (
+    ACTIVITY,
+    AUDIT,
+    COOLDOWN,
+    DECIDED,
+    DEFERRED,
+    DEFERRED_NUDGE,
+    EXEMPTION_OWNERS,
+    EXEMPTIONS,
+    FAMILIES,
+    FEEDS,
+    FIRST_DAY,
+    GAPS,
+    HEALTH_DONE,
+    IDENTITY,
+    INTERVENTIONS,
+    MEMBERS,
+    OFFSETS,
+    OUTBOX,
+    OUTBOX_LOCK,
+    PREFERENCE_APPLIED,
+    PREFERENCE_HISTORY,
+    PREFERENCES,
+    RECORDED,
+    REGISTER,
+    REVIEW_ITEM,
+    REVIEW_OPEN,
+    REVIEW_QUEUE,
+    ROSTER,
+    SEEN,
+    SENDING,
+    STATE,
+    TIMETABLE,
+    TIMETABLE_DAYS,
+    WATERMARKS,
+    family_of,
+)
+
+__all__ = [
+    "ACTIVITY",
+    "AUDIT",
+    "COOLDOWN",
+    "DECIDED",
+    "DEFERRED",
+    "DEFERRED_NUDGE",
+    "EXEMPTIONS",
+    "EXEMPTION_OWNERS",
+    "FAMILIES",
+    "FEEDS",
+    "FIRST_DAY",
+    "GAPS",
+    "HEALTH_DONE",
+    "IDENTITY",
+    "INTERVENTIONS",
+    "MEMBERS",
+    "OFFSETS",
+    "OUTBOX",
+    "OUTBOX_LOCK",
+    "PREFERENCES",
+    "PREFERENCE_APPLIED",
+    "PREFERENCE_HISTORY",
+    "RECORDED",
+    "REGISTER",
+    "REVIEW_ITEM",
+    "REVIEW_OPEN",
+    "REVIEW_QUEUE",
+    "ROSTER",
+    "SEEN",
+    "SENDING",
+    "STATE",
+    "TIMETABLE",
+    "TIMETABLE_DAYS",
+    "WATERMARKS",
+    "About",
+    "KeyFamily",
+    "Keys",
+    "Retention",
+    "family_of",
+]
+
+
+class Keys:
+    """Key names under one prefix, one method per family; stores build keys only here."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def state(self, pseudonym: str) -> str:
+        """One student's state hash."""
+        return STATE.key(self.prefix, pseudonym=pseudonym)
+
+    def seen(self, pseudonym: str, day: int) -> str:
+        """Event ids counted for one student and day."""
+        return SEEN.key(self.prefix, pseudonym=pseudonym, day=day)
+
+    def members(self, partition: int | str) -> str:
+        """Students on one signals partition."""
+        return MEMBERS.key(self.prefix, partition=partition)
+
+    def offsets(self, group: str) -> str:
+        """Applied offsets of one consumer group."""
+        return OFFSETS.key(self.prefix, group=group)
+
+    def watermarks(self, group: str) -> str:
+        """Watermarks of one consumer group."""
+        return WATERMARKS.key(self.prefix, group=group)
+
+    def first_day(self, group: str) -> str:
+        """The earliest day with data."""
+        return FIRST_DAY.key(self.prefix, group=group)
+
+    def decided(self, group: str) -> str:
+        """Last decided day per partition."""
+        return DECIDED.key(self.prefix, group=group)
+
+    def feeds(self, group: str) -> str:
+        """Raw feeds' shared progress."""
+        return FEEDS.key(self.prefix, group=group)
+
+    def activity(self, source: str, day: int) -> str:
+        """One source's activity on one day."""
+        return ACTIVITY.key(self.prefix, source=source, day=day)
+
+    def health_done(self, group: str) -> str:
+        """The last day whose source health was checked."""
+        return HEALTH_DONE.key(self.prefix, group=group)
+
+    def gaps(self, group: str, day: int) -> str:
+        """Gaps found for one day."""
+        return GAPS.key(self.prefix, group=group, day=day)
+
+    def identity(self, pseudonym: str) -> str:
+        """The student id behind a pseudonym."""
+        return IDENTITY.key(self.prefix, pseudonym=pseudonym)
+
+    def roster(self, pseudonym: str) -> str:
+        """One student's roster entry."""
+        return ROSTER.key(self.prefix, pseudonym=pseudonym)
+
+    def timetable(self, day: int | str) -> str:
+        """One day's timetabled sessions."""
+        return TIMETABLE.key(self.prefix, day=day)
+
+    def timetable_days(self) -> str:
+        """Session id → day."""
+        return TIMETABLE_DAYS.key(self.prefix)
+
+    def exemptions(self, pseudonym: str) -> str:
+        """One student's exemptions."""
+        return EXEMPTIONS.key(self.prefix, pseudonym=pseudonym)
+
+    def exemption_owners(self) -> str:
+        """Exemption id → pseudonym."""
+        return EXEMPTION_OWNERS.key(self.prefix)
+
+    def interventions(self, pseudonym: str) -> str:
+        """One student's intervention records."""
+        return INTERVENTIONS.key(self.prefix, pseudonym=pseudonym)
+
+    def outbox(self) -> str:
+        """Records not yet on the topic."""
+        return OUTBOX.key(self.prefix)
+
+    def outbox_lock(self) -> str:
+        """The outbox publisher's lock."""
+        return OUTBOX_LOCK.key(self.prefix)
+
+    def recorded(self, record_id: str) -> str:
+        """Set when a record is appended."""
+        return RECORDED.key(self.prefix, record_id=record_id)
+
+    def sending(self, record_id: str) -> str:
+        """A delivery begun and not yet recorded."""
+        return SENDING.key(self.prefix, record_id=record_id)
+
+    def cooldown(self, pseudonym: str) -> str:
+        """The student's last automated prompt."""
+        return COOLDOWN.key(self.prefix, pseudonym=pseudonym)
+
+    def deferred(self) -> str:
+        """Deferred prompts by due time."""
+        return DEFERRED.key(self.prefix)
+
+    def deferred_nudge(self, nudge_id: str) -> str:
+        """A deferred prompt's nudge."""
+        return DEFERRED_NUDGE.key(self.prefix, nudge_id=nudge_id)
+
+    def preferences(self, pseudonym: str) -> str:
+        """One student's preferences."""
+        return PREFERENCES.key(self.prefix, pseudonym=pseudonym)
+
+    def preference_history(self, pseudonym: str) -> str:
+        """One student's preference changes."""
+        return PREFERENCE_HISTORY.key(self.prefix, pseudonym=pseudonym)
+
+    def preference_applied(self, change_id: str) -> str:
+        """A preference change already applied."""
+        return PREFERENCE_APPLIED.key(self.prefix, change_id=change_id)
+
+    def review_item(self, nudge_id: str) -> str:
+        """One review item."""
+        return REVIEW_ITEM.key(self.prefix, nudge_id=nudge_id)
+
+    def review_queue(self, queue: str) -> str:
+        """One tutor's or team's queue."""
+        return REVIEW_QUEUE.key(self.prefix, queue=queue)
+
+    def review_open(self) -> str:
+        """Undecided review items."""
+        return REVIEW_OPEN.key(self.prefix)
+
+    def audit(self) -> str:
+        """The audit list."""
+        return AUDIT.key(self.prefix)

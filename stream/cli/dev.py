@@ -1,0 +1,188 @@
+"""The development commands: ``engagement stack|simulate|receiver|demo|bench``.
+
+This is the only command module that may use the development tooling (``stream.dev``), and it
+imports it inside each command, so ``engagement --help`` and the production commands never
+load it. ``engagement replay`` borrows :func:`scratch_redis` from here when no Redis is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from schemas.settings import ENV
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get(ENV["state_dir"], ".engagement"))
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """Start, stop or describe the local broker and Redis."""
+    from stream.dev import stack  # keeps `engagement --help` fast
+    from stream.runtime import dev_key
+
+    state_dir = _state_dir()
+    if args.action == "up":
+        endpoints = stack.up(
+            state_dir,
+            kafka_bootstrap=os.environ.get(ENV["kafka_bootstrap_servers"]),
+            redis_url=os.environ.get(ENV["redis_url"]),
+        )
+        dev_key(state_dir, create=True)
+        kafka_kind = "embedded" if endpoints.embedded_kafka else "external"
+        redis_kind = "embedded" if endpoints.embedded_redis else "external"
+        print(f"broker  {endpoints.kafka_bootstrap}  ({kafka_kind})")
+        print(f"redis   {endpoints.redis_url}  ({redis_kind})")
+        print(f"state   {state_dir / 'stack.json'}")
+    elif args.action == "down":
+        print("stopped" if stack.down(state_dir) else "nothing was running")
+    else:
+        print(json.dumps(stack.status(state_dir), indent=2, default=str))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Generate a cohort, write its ground truth, and publish it (unless --no-publish)."""
+    from stream.dev.simulate import SimConfig, publish_simulation, simulate
+    from stream.publisher import Publisher
+    from stream.runtime import load_runtime
+    from stream.topics import ensure_topics
+
+    config = SimConfig(
+        students=args.students,
+        weeks=args.weeks,
+        seed=args.seed,
+        start=date.fromisoformat(args.start),
+    )
+    sim = simulate(config)
+    sim.truth.write(Path(args.truth))
+    print(f"simulated {len(sim.events)} events and {len(sim.malformed)} malformed inputs")
+    print(f"ground truth written to {args.truth}")
+    if args.out:
+        paths = sim.write(Path(args.out))
+        print(f"events, roster and timetable written to {args.out} ({len(paths)} files)")
+    if args.no_publish:
+        return 0
+    runtime = load_runtime()
+    ensure_topics(runtime.kafka_bootstrap, runtime.settings.topics, runtime.settings.partitions)
+    with Publisher(
+        runtime.kafka_bootstrap, topics=runtime.settings.topics, envelope_size=args.envelope_size
+    ) as publisher:
+        report = publish_simulation(sim, publisher)
+    print(report.summary())
+    return 0
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    """Run the local notification-service stand-in."""
+    from stream.dev.receiver import serve
+
+    serve(
+        args.host, args.port, Path(args.out), args.secret or os.environ.get(ENV["webhook_secret"])
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole product on the embedded stack and print a report."""
+    from stream.dev.demo import run_demo
+
+    return run_demo(students=args.students, weeks=args.weeks, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure throughput, latency and memory of one worker."""
+    from stream.dev.bench import run_bench
+
+    return run_bench(
+        events=args.events,
+        envelope_size=args.envelope_size,
+        rate=args.rate,
+        latency_seconds=args.latency_seconds,
+        out=Path(args.out) if args.out else None,
+        part=args.part,
+        nudges=args.nudges,
+        metrics=args.metrics,
+    )
+
+
+@contextlib.contextmanager
+def scratch_redis() -> Iterator[str]:
+    """A local stack started in a temporary directory for one command; yields its Redis URL
+    and stops the stack afterwards."""
+    from stream.dev.stack import LocalStack
+
+    with (
+        tempfile.TemporaryDirectory(prefix="engagement-replay-") as tmp,
+        LocalStack(Path(tmp)) as stack,
+    ):
+        yield stack.endpoints.redis_url
+
+
+def add_stack(sub: Any) -> None:
+    """Register stack on the ``engagement`` parser."""
+    stack = sub.add_parser("stack", help="local broker and Redis: up, down, status")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+
+def add_simulate(sub: Any) -> None:
+    """Register simulate on the ``engagement`` parser."""
+    simulate = sub.add_parser("simulate", help="generate and publish a realistic cohort")
+    simulate.add_argument("--students", type=int, default=500)
+    simulate.add_argument("--weeks", type=int, default=4)
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--start", default="2026-09-28", help="a Monday, YYYY-MM-DD")
+    simulate.add_argument("--truth", default="ground-truth.json")
+    simulate.add_argument("--envelope-size", type=int, default=500)
+    simulate.add_argument("--no-publish", action="store_true")
+    simulate.add_argument("--out", help="also write events, roster, timetable and truth here")
+    simulate.set_defaults(func=cmd_simulate)
+
+
+def add_receiver(sub: Any) -> None:
+    """Register receiver on the ``engagement`` parser."""
+    receiver = sub.add_parser("receiver", help="a local stand-in for the notification service")
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--port", type=int, default=8080)
+    receiver.add_argument("--out", default="received.jsonl")
+    receiver.add_argument(
+        "--secret", help="verify X-Engagement-Signature (default: ENGAGEMENT_WEBHOOK_SECRET)"
+    )
+    receiver.set_defaults(func=cmd_receiver)
+
+
+def add_demo(sub: Any) -> None:
+    """Register demo on the ``engagement`` parser."""
+    demo = sub.add_parser("demo", help="the whole product on the embedded stack, with a report")
+    demo.add_argument("--students", type=int, default=500)
+    demo.add_argument("--weeks", type=int, default=4)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
+
+
+def add_bench(sub: Any) -> None:
+    """Register bench on the ``engagement`` parser."""
+    bench = sub.add_parser("bench", help="throughput, latency percentiles and memory")
+    bench.add_argument("--events", type=int, default=200_000)
+    bench.add_argument("--envelope-size", type=int, default=500)
+    bench.add_argument("--rate", type=int, default=2000, help="events/s for the latency phase")
+    bench.add_argument("--latency-seconds", type=int, default=20)
+    bench.add_argument("--out", help="also write the figures as JSON here")
+    bench.add_argument("--part", choices=["all", "worker", "notifier"], default="all")
+    bench.add_argument("--nudges", type=int, default=5000, help="prompts for the notifier run")
+    bench.add_argument(
+        "--metrics",
+        choices=["full", "minimal", "both"],
+        default="full",
+        help="both: run the throughput runs with and without the metric set, to see its cost",
+    )
+    bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,230 @@
+"""The source-kind registry: the shipped feeds as they were, and a new feed (a library's loans
+and visits, registered on a copy of the registry) seen by everything that lists sources —
+topics, ingest, metrics, source health and validation — without editing any of them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal, get_args
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from agents.decode import Origin
+from agents.engagement import initial_health
+from agents.ingest import raw_ingestors
+from agents.model.health import HealthConfig, find_gaps, watched_sources
+from ops.metrics import create_metrics, initialise_labels
+from schemas.common import Source
+from schemas.errors import ConfigError
+from schemas.events import MODEL_BY_SOURCE, Envelope
+from schemas.feeds import AttendanceMark, CardSwipe, RawEvent, VleActivity
+from schemas.fields import ShortText
+from schemas.health import SourceGap
+from schemas.rules import SourceName
+from schemas.settings import Settings, load_settings
+from schemas.signals import Signal
+from schemas.sources import (
+    SOURCES,
+    Cadence,
+    Health,
+    SourceKind,
+    SourceRegistry,
+    TimetableCheck,
+)
+from schemas.topics import TopicNames
+
+DAY = date(2026, 11, 11).toordinal()  # a Wednesday in term
+
+
+class LibraryVisit(RawEvent):
+    """A test feed: a student's loan, return or gate entry at a library branch."""
+
+    source: Literal["library"] = "library"
+    branch: ShortText
+    action: Literal["loan", "return", "entry"]
+
+
+class BookLoan(RawEvent):
+    """Another test feed, to clash with the library's raw topic."""
+
+    source: Literal["books"] = "books"
+    branch: ShortText
+    action: Literal["loan", "return"]
+
+
+LIBRARY = SourceKind(
+    name="library",
+    model=LibraryVisit,
+    cadence=Cadence.LIVE,
+    signal_kind="action",
+    signal_context="branch",
+    title="library",
+    activity="in the library",
+    health=Health(pattern=True),
+)
+
+
+@pytest.fixture
+def sources() -> SourceRegistry:
+    """The shipped kinds plus the library, on a copy: the real registry is never changed."""
+    registry = SOURCES.copy()
+    registry.register(LIBRARY)
+    return registry
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(pseudonym_key="k" * 20, topic_prefix="t.")
+
+
+# -- the shipped kinds -----------------------------------------------------------------------
+
+
+def test_the_shipped_kinds_are_the_source_names_in_their_order() -> None:
+    assert list(SOURCES) == list(Source) == ["swipe", "attendance", "vle"]
+    assert all(SOURCES[s].name is s for s in Source)  # validation gives back the enum member
+    assert dict(MODEL_BY_SOURCE) == {
+        Source.SWIPE: CardSwipe,
+        Source.ATTENDANCE: AttendanceMark,
+        Source.VLE: VleActivity,
+    }
+
+
+def test_the_shipped_facts_are_the_ones_the_code_used_to_spell_out() -> None:
+    facts = {
+        name: (kind.signal_kind, kind.signal_context, kind.activity, kind.gap_affects)
+        for name, kind in SOURCES.items()
+    }
+    assert facts == {
+        "swipe": ("direction", "building", "on campus", ("swipe", "attendance")),
+        "attendance": ("status", "module", "at a timetabled session", ("attendance",)),
+        "vle": ("action", "course", "online", ("vle",)),
+    }
+    assert [SOURCES[s].cadence for s in Source] == [Cadence.LIVE, Cadence.REGISTER, Cadence.LIVE]
+    assert SOURCES["swipe"].health.timetable is TimetableCheck.DOORS
+    assert SOURCES["attendance"].health.timetable is TimetableCheck.REGISTERS
+    assert [SOURCES[s].health.whole_feed for s in Source] == [False, False, True]
+    assert watched_sources() == ("swipe", "attendance", "vle")
+    assert TopicNames("x.").raw_all == (
+        "x.engagement.raw.swipe",
+        "x.engagement.raw.attendance",
+        "x.engagement.raw.vle",
+    )
+
+
+def test_rules_read_only_registered_sources() -> None:
+    assert set(get_args(SourceName)) <= set(SOURCES)
+
+
+def test_an_unknown_source_is_refused_where_a_name_is_read() -> None:
+    with pytest.raises(ValueError, match="'library' is not a registered source"):
+        TopicNames().raw("library")
+    with pytest.raises(KeyError, match="unknown source 'library'"):
+        SOURCES["library"]
+    with pytest.raises(ValidationError, match="unknown source 'library'"):
+        Envelope.model_validate({"source": "library", "events": [{}]})
+    assert Envelope.model_validate({"source": "swipe", "events": [{}]}).source is Source.SWIPE
+
+
+# -- registering -----------------------------------------------------------------------------
+
+
+def test_a_name_or_raw_topic_cannot_be_registered_twice(sources: SourceRegistry) -> None:
+    with pytest.raises(ConfigError, match="registered already"):
+        sources.register(LIBRARY)
+    clash = SourceKind(
+        name="books",
+        model=BookLoan,
+        cadence=Cadence.LIVE,
+        signal_kind="action",
+        signal_context="branch",
+        title="books",
+        activity="reading",
+        topic="library",
+    )
+    with pytest.raises(ConfigError, match=r"would share engagement\.raw\.library with library"):
+        sources.register(clash)
+
+
+def test_a_kind_must_match_its_model() -> None:
+    with pytest.raises(ConfigError) as caught:
+        SourceKind(
+            name="loans",
+            model=LibraryVisit,
+            cadence=Cadence.LIVE,
+            signal_kind="title",
+            signal_context="branch",
+            title="loans",
+            activity="borrowing",
+        )
+    message = str(caught.value)
+    assert "signal_kind 'title' is not a field of LibraryVisit" in message
+    assert "LibraryVisit.source must default to 'loans'" in message
+
+
+def test_registering_on_a_copy_leaves_the_real_registry_alone(sources: SourceRegistry) -> None:
+    assert "library" in sources
+    assert "library" not in SOURCES
+    assert len(SOURCES) == 3
+    assert sources.models["library"] is LibraryVisit
+
+
+# -- a new feed, seen everywhere sources are listed ------------------------------------------
+
+
+def test_a_new_feed_gets_its_raw_topic(sources: SourceRegistry) -> None:
+    topics = TopicNames("t.", sources)
+    assert topics.raw("library") == "t.engagement.raw.library"
+    assert topics.raw_all[-1] == "t.engagement.raw.library"
+    assert "t.engagement.raw.library" in topics.all
+
+
+def test_a_new_feed_is_ingested_into_signals(sources: SourceRegistry, settings: Settings) -> None:
+    ingestors = raw_ingestors(settings, sources)
+    assert list(ingestors) == [*settings.topics.raw_all, "t.engagement.raw.library"]
+    event = {
+        "event_id": "lib-1",
+        "student_id": "S1234567",
+        "occurred_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "branch": "Main Library",
+        "action": "loan",
+    }
+    result = ingestors["t.engagement.raw.library"].decode(
+        json.dumps(event).encode(), Origin("t.engagement.raw.library", 0, 7)
+    )
+    assert result.dead == []
+    [signal] = result.signals
+    assert (signal["source"], signal["kind"], signal["context"]) == (
+        "library",
+        "loan",
+        "Main Library",
+    )
+    assert type(signal["source"]) is str
+    Signal.model_validate(signal, context={"sources": sources})
+    with pytest.raises(ValidationError, match="unknown source 'library'"):
+        Signal.model_validate(signal)  # the real registry has no library feed
+
+
+def test_a_new_feed_has_its_metrics_series_from_the_start(sources: SourceRegistry) -> None:
+    metrics = create_metrics(CollectorRegistry())
+    initialise_labels(metrics, "worker", sources=sources)
+    read = metrics.registry.get_sample_value
+    assert read("engagement_events_received_total", {"source": "library"}) == 0
+    assert read("engagement_events_received_total", {"source": "vle"}) == 0
+    assert initial_health(sources)[("library", "all")] == 1
+    assert set(initial_health()) == {("swipe", "all"), ("attendance", "all"), ("vle", "all")}
+
+
+def test_a_new_feed_is_watched_for_silence_against_its_pattern(sources: SourceRegistry) -> None:
+    assert watched_sources(sources) == ("swipe", "attendance", "vle", "library")
+    busy = {d: {("Main Library", 10): 20} for d in range(DAY - 14, DAY)}
+    activity = {"library": {**busy, DAY: {("Main Library", 15): 3}}}
+    gaps = find_gaps(DAY, activity, [], HealthConfig(), sources=sources)
+    assert [(g.source, g.location, g.reason, g.affects) for g in gaps] == [
+        ("library", "Main Library", "silent_against_pattern", ("library",))
+    ]
+    assert "Main Library (library) had no events from 10:00 to 11:00" in gaps[0].detail
+    SourceGap.model_validate_json(gaps[0].model_dump_json(), context={"sources": sources})
