@@ -42,9 +42,7 @@ log = logging.getLogger("engagement.ingest")
 AGE_SAMPLES = 8
 YIELD_EVERY_EVENTS = 1000
 
-# ``SignalRouter`` moved to agents/router.py; stream/offline/replay.py still imports it from
-# here until it imports it from there.
-__all__ = ["RawIngest", "SignalRouter", "raw_ingestors"]
+__all__ = ["RawIngest", "raw_ingestors"]
 
 
 def raw_ingestors(settings: Settings, sources: SourceRegistry = SOURCES) -> dict[str, Ingestor]:

@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from ops.status_page import JSON_HEADERS, PAGE, PAGE_HEADERS
-from schemas.common import Source
+from schemas.sources import SOURCES
 
 SCHEMA_VERSION = 1
 QUANTILES = (0.5, 0.95, 0.99)
@@ -129,7 +129,7 @@ def source_health(samples: Samples, role: str) -> list[dict[str, Any]]:
     health = group(samples, *SOURCE_HEALTH)
     gaps = group(samples, *COUNTERS["source_gaps"])
     # The worker always lists the feeds it accepts, so that a silent feed still shows.
-    names = {s.value for s in Source} if role == "worker" else set()
+    names = {str(s) for s in SOURCES} if role == "worker" else set()
     names |= set(received) | {key[0] for key in health} | {key[0] for key in gaps}
     rows = []
     for source in sorted(names):

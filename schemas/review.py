@@ -46,6 +46,15 @@ StaffId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128
 TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 
 
+def queue_name(route: Route, tutor: str | None) -> str | None:
+    """The review queue an item on ``route`` joins: its personal tutor's when it has one, else
+    its route's team's; None for a route that goes to the student, never to a queue."""
+    if route is Route.PERSONAL_TUTOR and tutor and tutor.strip():
+        return f"tutor:{tutor.strip()}"
+    team = TEAM_FOR_ROUTE.get(route)
+    return None if team is None else f"team:{team}"
+
+
 class TeamsFileError(ConfigError):
     """The teams file cannot be used; the message names the file, the team and the field."""
 

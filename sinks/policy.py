@@ -20,7 +20,7 @@ from schemas.interventions import Outcome, Stage
 from schemas.nudges import Channel, Nudge, Route, Tier
 from schemas.preferences import Preferences
 from schemas.quiet import QuietHours
-from schemas.review import TEAM_FOR_ROUTE
+from schemas.review import queue_name
 
 Status = Literal["done", "sending"] | None
 Fact = Literal["status", "preferences", "deferred_until", "tutor", "recipient"]
@@ -250,15 +250,12 @@ def _deferred_record(channel: Channel, due: datetime, config: Config) -> Record:
 
 
 def review_queue(route: Route, tutor: str | None) -> str:
-    """The queue an item on ``route`` joins: the student's tutor's, else the team's (the
-    rule ``ReviewQueue.queue_for`` applies; a unit test holds the two together)."""
-    if route is Route.PERSONAL_TUTOR and tutor and tutor.strip():
-        return f"tutor:{tutor.strip()}"
-    team = TEAM_FOR_ROUTE.get(route)
-    if team is None:
+    """The queue an item on ``route`` joins (``schemas.review.queue_name``)."""
+    queue = queue_name(route, tutor)
+    if queue is None:
         msg = f"route {route.value!r} goes to the student, never to a review queue"
         raise ValueError(msg)
-    return f"team:{team}"
+    return queue
 
 
 def _queue(nudge: Nudge, facts: Facts) -> Decision:

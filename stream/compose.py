@@ -17,8 +17,23 @@ from agents.model.pseudonym import Pseudonymiser
 from agents.store.reference import ReferenceStore
 from agents.store.state import EngagementStore
 from schemas.errors import ConfigError
+from schemas.nudges import Channel
 from schemas.rules import RuleSet, RulesFileError, load_rules
+from schemas.settings import Settings
+from sinks.channels.breaker import CircuitBreaker
+from sinks.channels.kafka import KafkaChannel
+from sinks.channels.outbound import Transport
+from sinks.channels.producer import RecordProducer
+from sinks.channels.smtp import SmtpChannel
+from sinks.channels.webhook import WebhookChannel
+from sinks.config import NotifierConfig, load_notifier_config
+from sinks.notifier import Notifier
 from sinks.service import register_notifier
+from sinks.stores.cooldown import PromptCooldown
+from sinks.stores.deferred import DeferredPrompts
+from sinks.stores.interventions import InterventionLog
+from sinks.stores.preferences import PreferenceStore
+from sinks.stores.review import ReviewQueue
 from stream.app import Role, create_app
 from stream.logs import logging_config
 from stream.probes import wait_for_services
@@ -26,6 +41,7 @@ from stream.runtime import Runtime
 from stream.topics import ensure_topics
 
 PREFLIGHT_TIMEOUT_S = 15.0
+log = logging.getLogger("engagement.notifier")
 
 
 def _store(ctx: Context) -> EngagementStore:
@@ -37,6 +53,95 @@ def _store(ctx: Context) -> EngagementStore:
         dedup_ttl_s=settings.dedup_ttl_days * 86_400,
         state_ttl_s=settings.state_ttl_days * 86_400,
     )
+
+
+def build_transports(
+    settings: Settings, config: NotifierConfig, producer: RecordProducer
+) -> dict[Channel, Transport]:
+    """One transport object per transport name, shared by the channels routed to it (so a
+    failing service trips one breaker, whichever channel found it)."""
+    made: dict[str, Transport] = {}
+    for transport in set(config.routes.values()):
+        breaker = CircuitBreaker(
+            failure_threshold=settings.breaker_failures, reset_after_s=settings.breaker_reset_s
+        )
+        if transport == "webhook":
+            assert settings.webhook_url is not None  # noqa: S101  # checked by the config
+            assert settings.webhook_secret is not None  # noqa: S101
+            made[transport] = WebhookChannel(
+                settings.webhook_url,
+                settings.webhook_secret.get_secret_value(),
+                timeout_s=settings.webhook_timeout_s,
+                attempts=settings.webhook_attempts,
+                breaker=breaker,
+            )
+        elif transport == "smtp":
+            assert settings.smtp_host is not None  # noqa: S101  # checked by the config
+            assert settings.smtp_sender is not None  # noqa: S101
+            made[transport] = SmtpChannel(
+                settings.smtp_host,
+                settings.smtp_port,
+                sender=settings.smtp_sender,
+                starttls=settings.smtp_starttls,
+                username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value()
+                if settings.smtp_password
+                else None,
+                timeout_s=settings.webhook_timeout_s,
+                attempts=settings.webhook_attempts,
+                breaker=breaker,
+            )
+        else:
+            made[transport] = KafkaChannel(producer, settings.topics.outbound, breaker=breaker)
+    return {channel: made[transport] for channel, transport in config.routes.items()}
+
+
+def build_notifier(
+    ctx: Context, store: EngagementStore, rules: RuleSet
+) -> tuple[Notifier, RecordProducer, Pseudonymiser]:
+    """The notifier with its stores, channels, messages and review queue, from settings."""
+    settings = ctx.settings
+    config = load_notifier_config(settings, rules)
+    if config.messages.example_fields:
+        log.warning(
+            "the messages file %s still has example values for %s: students would be sent "
+            "to example.ac.uk; set ENGAGEMENT_MESSAGES_FILE to the institution's own file",
+            config.messages.source,
+            ", ".join(config.messages.example_fields),
+        )
+    names = settings.topics
+    producer = RecordProducer(ctx.kafka_bootstrap, client_id="engagement-notifier")
+    interventions = InterventionLog(
+        ctx.redis,
+        settings.key_prefix,
+        producer=producer,
+        topic=names.interventions,
+        autoflush=False,
+    )
+    pseudonymise = Pseudonymiser(settings.pseudonym_key)
+    notifier = Notifier(
+        ctx,
+        preferences=PreferenceStore(ctx.redis, settings.key_prefix),
+        interventions=interventions,
+        identities=store,
+        references=ReferenceStore(ctx.redis, settings.key_prefix, pseudonymise, settings.zone),
+        review=ReviewQueue(
+            ctx.redis,
+            settings.key_prefix,
+            config.teams,
+            interventions.append,
+            recorded_key=interventions.recorded_key,
+        ),
+        deferred=DeferredPrompts(ctx.redis, settings.key_prefix),
+        transports=build_transports(settings, config, producer),
+        messages=config.messages,
+        quiet=config.quiet,
+        cooldown=PromptCooldown(ctx.redis, settings.key_prefix, settings.prompt_cooldown_hours),
+        dead_topic=ctx.app.topic(names.deadletter, partitions=settings.partitions),
+        recipient=settings.smtp_recipient,
+    )
+
+    return notifier, producer, pseudonymise
 
 
 def build(
@@ -69,7 +174,7 @@ def build(
         ReferenceLoader(ctx, reference).register()
         services.append(RawIngest(ctx, store))
     else:
-        register_notifier(ctx, store, ctx.rules)
+        register_notifier(ctx, *build_notifier(ctx, store, ctx.rules))
     return app, ctx, services
 
 
@@ -86,8 +191,6 @@ def preflight(runtime: Runtime, role: Role = "worker") -> RuleSet:
     except RulesFileError as exc:
         raise ConfigError(str(exc)) from None
     if role == "notifier":
-        from sinks.config import load_notifier_config  # the worker needs none of it
-
         load_notifier_config(settings, rules)  # channels, messages, teams: before connecting
     wait_for_services(runtime.kafka_bootstrap, runtime.redis_url, PREFLIGHT_TIMEOUT_S)
     ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions)

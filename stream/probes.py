@@ -39,8 +39,9 @@ class ServiceError(EngagementError):
     """A broker or Redis failed to start, answer or stop; the message says what to do next."""
 
 
-class ProbeError(Exception):
-    """A readiness probe got an answer that is not a valid reply."""
+class ProbeError(ServiceError):
+    """A readiness probe got an answer that is not a valid reply (one of ``PROBE_ERRORS``:
+    worth another try while waiting)."""
 
 
 def split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:

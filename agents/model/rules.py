@@ -14,30 +14,18 @@ import hashlib
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from agents.model.describe import describe
 from agents.model.eventtime import pretty
 from agents.model.findings import FINDERS, Finding
-from agents.model.reference import Period
-from agents.model.rulestate import Prompt, RuleState, decode_states, encode_states
+from agents.model.rulestate import Prompt, RuleState, decode_states
 from agents.model.score import band, score_inputs
 from agents.model.student import Student
 from schemas.nudges import Explanation, Nudge, Tier
 from schemas.rules import Mode, Rule, RuleSet, ScoreModel
 
-# Names that lived here before the model was split into one module per concern; the modules
-# that import them from here (agents/store/state.py, stream/cli/main.py, stream/dev/
-# notifybench.py) keep working until they import them from their new homes.
-__all__ = [
-    "Period",
-    "Prompt",
-    "RuleState",
-    "Student",
-    "decode_states",
-    "describe",
-    "encode_states",
-    "evaluate_day",
-    "nudge_id",
-]
+# ``decode_states`` lives in agents/model/rulestate.py; it is named here too for
+# agents/store/state.py, which imports it (with Prompt and RuleState) from this module until
+# it imports them from there.
+__all__ = ["Prompt", "RuleState", "decode_states", "evaluate_day", "nudge_id"]
 
 # A decision about a day is dated at the last second of that day in the institution's zone.
 _END_OF_DAY = time(23, 59, 59)

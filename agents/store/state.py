@@ -18,12 +18,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agents.model.rules import Prompt, RuleState, decode_states
+from agents.model.rulestate import Prompt, RuleState, decode_states
 from agents.model.score import DayFacts
 from agents.store.scripts import script
 from schemas.errors import StateError
 from schemas.health import SourceGap
 from schemas.keys import Keys
+from schemas.sources import SOURCES
 
 ACTIVITY_TTL_S = 35 * 86_400
 
@@ -138,7 +139,9 @@ class EngagementStore:
                 at = index[key] = len(keys)  # Lua's KEYS count from 1
             return at
 
+        sources = [str(name) for name in SOURCES]
         args: list[Any] = [self._dedup_ttl, self._state_ttl, ACTIVITY_TTL_S, grace_ms]
+        args.extend((len(sources), *sources))
         for partition, offset, payload in messages:
             try:
                 batch = json.loads(payload)
@@ -164,7 +167,8 @@ class EngagementStore:
     ) -> tuple[Any, ...]:
         """One signal's fields for the script, in the order ``state_apply.lua`` reads them."""
         who, source, day = str(s["pseudonym"]), str(s["source"]), int(s["day"])
-        location = "all" if source == "vle" else s["context"]
+        kind = SOURCES.get(source)
+        location = "all" if kind is not None and kind.health.whole_feed else s["context"]
         hour = s.get("hour")
         hour = int(hour) if isinstance(hour, int | float) and not isinstance(hour, bool) else 0
         return (

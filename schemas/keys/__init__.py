@@ -91,6 +91,7 @@ __all__ = [
     "Keys",
     "Retention",
     "family_of",
+    "register_table",
 ]
 
 
@@ -227,3 +228,23 @@ class Keys:
     def audit(self) -> str:
         """The audit list."""
         return AUDIT.key(self.prefix)
+
+
+def register_table() -> str:
+    """The register as a Markdown table (``engagement keys``; docs/keys.md is its output)."""
+    about = {
+        "name": "yes: its name",
+        "entries": "entries in it",
+        "value": "yes: its value",
+        "no": "no",
+    }
+    rows = [
+        "| family | key | type | holds | about one student | retention | expiry | hash tag |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    rows.extend(
+        f"| {f.name} | `{f.template}` | {f.redis_type} | {f.holds} | {about[f.about]} "
+        f"| {f.retention.value} | {f.expiry} | `{f.hash_tag}` |"
+        for f in REGISTER
+    )
+    return "\n".join(rows) + "\n"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from schemas.errors import EngagementError
 from sinks.channels.breaker import CircuitBreaker
 from sinks.channels.outbound import CIRCUIT_OPEN, DeliveryResult, Outbound, backoff_delay
 
@@ -26,7 +27,7 @@ FALLBACK_SUBJECT = "A message from your university"
 MESSAGE_ID_DOMAIN = "engagement-stream"
 
 
-class _NoStartTls(Exception):
+class _NoStartTls(EngagementError):
     """The server did not offer STARTTLS although it was required."""
 
 

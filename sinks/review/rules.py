@@ -8,7 +8,7 @@ from typing import Final, Literal
 from schemas.errors import EngagementError
 from schemas.interventions import StaffAction
 from schemas.nudges import Route
-from schemas.review import TEAM_FOR_ROUTE, ReviewItem, TeamsConfig
+from schemas.review import ReviewItem, TeamsConfig, queue_name
 
 MAX_NOTE: Final = 1000
 
@@ -45,13 +45,11 @@ class ReviewRules:
 
     def queue_for(self, route: Route, tutor: str | None) -> str:
         """The queue an item on ``route`` joins: the student's tutor's, else the team's."""
-        if route is Route.PERSONAL_TUTOR and tutor and tutor.strip():
-            return f"tutor:{tutor.strip()}"
-        team = TEAM_FOR_ROUTE.get(route)
-        if team is None:
+        queue = queue_name(route, tutor)
+        if queue is None:
             msg = f"route {route.value!r} goes to the student, never to a review queue"
             raise ReviewError(msg, "invalid")
-        return f"team:{team}"
+        return queue
 
     def queues_of(self, staff_id: str) -> list[str]:
         """Every queue ``staff_id`` works: own tutees, own teams, items escalated to them."""

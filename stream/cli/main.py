@@ -1,6 +1,7 @@
 """The ``engagement`` command: builds the parser from the command families and dispatches.
 
-Each family module (``run``, ``publish``, ``notify``, ``check``, ``rules``, ``replay``, ``dev``)
+Each family module (``run``, ``publish``, ``notify``, ``check``, ``rules``, ``keys``, ``replay``,
+``dev``)
 registers its own sub-commands and runs them; this module only decides the order in which
 ``engagement --help`` lists them and turns a known error into a message and an exit code.
 """
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from schemas.errors import EngagementError
-from stream.cli import check, dev, notify, publish, replay, rules, run
+from stream.cli import check, dev, keys, notify, publish, replay, rules, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_receiver(sub)
     publish.add_reference(sub)
     rules.add_parsers(sub)
+    keys.add_parsers(sub)
     replay.add_parsers(sub)
     dev.add_demo(sub)
     dev.add_bench(sub)

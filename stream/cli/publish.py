@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from schemas.sources import SOURCES
+
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Validate and publish a JSONL/CSV/TSV file of events."""
@@ -43,7 +45,7 @@ def add_publish(sub: Any) -> None:
     """Register publish on the ``engagement`` parser."""
     publish = sub.add_parser("publish", help="publish a JSONL, CSV or TSV file of events")
     publish.add_argument("file")
-    publish.add_argument("--source", required=True, choices=["swipe", "attendance", "vle"])
+    publish.add_argument("--source", required=True, choices=[str(s) for s in SOURCES])
     publish.add_argument("--envelope-size", type=int, default=500)
     publish.set_defaults(func=cmd_publish)
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from schemas.common import Source
 from schemas.errors import ConfigError
 from schemas.settings import ENV, Settings, load_settings
+from schemas.sources import SOURCES
 from stream.endpoints import load_endpoints
 from stream.runtime import dev_key
 
@@ -53,8 +53,8 @@ def _redis_url(settings: Settings) -> Iterator[str]:
 
 
 def _from_sim_dir(spec: ReplayInput, base: Path, args: argparse.Namespace) -> None:
-    for source in Source:
-        path = base / f"{source.value}.jsonl"
+    for source in SOURCES:
+        path = base / f"{source}.jsonl"
         if path.exists():
             spec.events.append((source, path))
     for kind in ("roster", "timetable"):
@@ -71,8 +71,8 @@ def spec_from_args(args: argparse.Namespace) -> ReplayInput:
     spec = ReplayInput()
     if args.sim_dir:
         _from_sim_dir(spec, Path(args.sim_dir), args)
-    for source in Source:
-        spec.events.extend((source, Path(f)) for f in getattr(args, source.value))
+    for source in SOURCES:
+        spec.events.extend((source, Path(f)) for f in getattr(args, str(source)))
     if args.oulad_vle:
         spec.oulad_vle = Path(args.oulad_vle)
         spec.oulad_start = date.fromisoformat(args.oulad_start)
@@ -84,7 +84,8 @@ def spec_from_args(args: argparse.Namespace) -> ReplayInput:
         spec.outcomes = Path(args.outcomes)
         spec.outcome_course = args.outcome_course
     if not spec.events and spec.oulad_vle is None:
-        msg = "nothing to replay: give --sim-dir, --swipe/--attendance/--vle FILE or --oulad-vle"
+        feeds = "/".join(f"--{source}" for source in SOURCES)
+        msg = f"nothing to replay: give --sim-dir, {feeds} FILE or --oulad-vle"
         raise ConfigError(msg)
     return spec
 
@@ -143,7 +144,7 @@ def run_replay(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """Register replay on the ``engagement`` parser."""
     replay = sub.add_parser("replay", help="run the rules over historical files; backtest report")
-    for source in ("swipe", "attendance", "vle"):
+    for source in SOURCES:
         replay.add_argument(f"--{source}", action="append", default=[], metavar="FILE")
     replay.add_argument("--sim-dir", help="a directory written by `engagement simulate --out`")
     replay.add_argument("--oulad-vle", metavar="studentVle.csv")

@@ -22,14 +22,15 @@ import redis.asyncio as aioredis
 
 from agents.decode import Ingestor, Origin
 from agents.detect import Detector
-from agents.ingest import SignalRouter
 from agents.model.pseudonym import Pseudonymiser
+from agents.router import SignalRouter
 from agents.store.reference import ReferenceStore
 from agents.store.state import EngagementStore
 from schemas.common import Source
 from schemas.nudges import Nudge
 from schemas.rules import RuleSet
 from schemas.settings import Settings
+from schemas.sources import SOURCES
 from stream.offline.backtest import Decision, build_report
 from stream.publisher import Unreadable, read_file
 from stream.reference import read_records
@@ -41,7 +42,8 @@ CHUNK_EVENTS = 2000
 class ReplayInput:
     """What to replay."""
 
-    events: list[tuple[Source, Path]] = field(default_factory=list)
+    events: list[tuple[str, Path]] = field(default_factory=list)
+    """(registered source name, file) pairs."""
     oulad_vle: Path | None = None
     oulad_start: date = date(2013, 10, 7)
     oulad_sites: Path | None = None
@@ -73,7 +75,7 @@ def _timestamp(event: Mapping[str, object]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _sort_key(item: tuple[Source, dict[str, object]]) -> tuple[float, str]:
+def _sort_key(item: tuple[str, dict[str, object]]) -> tuple[float, str]:
     text = _timestamp(item[1])
     try:
         return (datetime.fromisoformat(text).timestamp(), str(item[1].get("event_id", "")))
@@ -81,11 +83,11 @@ def _sort_key(item: tuple[Source, dict[str, object]]) -> tuple[float, str]:
         return (0.0, "")  # unreadable times go first; decoding refuses them with the reason
 
 
-def load_events(spec: ReplayInput, settings: Settings) -> tuple[list[tuple[Source, Any]], int]:
+def load_events(spec: ReplayInput, settings: Settings) -> tuple[list[tuple[str, Any]], int]:
     """Every event in event-time order, plus the count of unreadable lines."""
     from stream.offline.oulad import read_oulad_sites, read_oulad_vle
 
-    events: list[tuple[Source, Any]] = []
+    events: list[tuple[str, Any]] = []
     unreadable = 0
     for source, path in spec.events:
         for event in read_file(path):
@@ -103,9 +105,7 @@ def load_events(spec: ReplayInput, settings: Settings) -> tuple[list[tuple[Sourc
     return events, unreadable
 
 
-def _chunks(
-    events: Sequence[tuple[Source, Any]], size: int
-) -> Iterator[Sequence[tuple[Source, Any]]]:
+def _chunks(events: Sequence[tuple[str, Any]], size: int) -> Iterator[Sequence[tuple[str, Any]]]:
     for start in range(0, len(events), size):
         yield events[start : start + size]
 
@@ -145,7 +145,7 @@ class Replayer:
                 max_event_bytes=settings.max_event_bytes,
                 max_skew_s=settings.max_clock_skew_s,
             )
-            for source in Source
+            for source in SOURCES
         }
         self.router = SignalRouter(settings.partitions, settings.feed_idle_s)
         self.offsets: dict[int, int] = {}
@@ -162,7 +162,7 @@ class Replayer:
         return refused
 
     async def run(
-        self, events: Sequence[tuple[Source, Any]], refused: Counter[str] | None = None
+        self, events: Sequence[tuple[str, Any]], refused: Counter[str] | None = None
     ) -> tuple[list[Nudge], Counter[str], int, int]:
         """Push the events through in chunks; returns nudges, refusals, too-late, duplicates."""
         refused = refused if refused is not None else Counter()
@@ -170,11 +170,11 @@ class Replayer:
         too_late = duplicates = 0
         for number, chunk in enumerate(_chunks(events, CHUNK_EVENTS)):
             signals: list[dict[str, Any]] = []
-            by_source: dict[Source, list[Any]] = {}
+            by_source: dict[str, list[Any]] = {}
             for source, event in chunk:
                 by_source.setdefault(source, []).append(event)
             for source, items in sorted(by_source.items()):
-                origin = Origin(f"replay.{source.value}", 0, number, None)
+                origin = Origin(f"replay.{source!s}", 0, number, None)
                 result = self.ingestors[source].decode_events(items, origin)
                 signals.extend(result.signals)
                 for letter in result.dead:

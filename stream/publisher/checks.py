@@ -26,6 +26,7 @@ from schemas.common import (
 )
 from schemas.common import normalise_name as _normalise_name
 from schemas.events import MODEL_BY_SOURCE
+from schemas.sources import SOURCES
 
 MAX_EVENT_BYTES: Final = 16_384  # same default as Settings.max_event_bytes (the worker's limit)
 
@@ -70,12 +71,22 @@ class Checked:
     student_id: str
 
 
+def registered_source(source: str) -> str:
+    """The name of a registered source kind (a shipped feed's ``Source`` member); an unknown
+    name is refused with a ValueError before anything is checked or sent."""
+    try:
+        return SOURCES[source].name
+    except (KeyError, TypeError):
+        msg = f"unknown source {source!r}; expected one of {', '.join(SOURCES)}"
+        raise ValueError(msg) from None
+
+
 _KNOWN_FIELDS: Final = {
     source: frozenset(model.model_fields) for source, model in MODEL_BY_SOURCE.items()
 }
 
 
-def _policy_refusal(source: Source, event: Mapping[str, object]) -> tuple[Reason, str] | None:
+def _policy_refusal(source: str, event: Mapping[str, object]) -> tuple[Reason, str] | None:
     """Refuse assessment results and special-category data, wherever they appear."""
     forbidden = find_forbidden(event)
     if forbidden is not None:
@@ -93,7 +104,7 @@ def _policy_refusal(source: Source, event: Mapping[str, object]) -> tuple[Reason
 
 
 def check_event(
-    source: Source, event: object, *, max_event_bytes: int = MAX_EVENT_BYTES
+    source: str, event: object, *, max_event_bytes: int = MAX_EVENT_BYTES
 ) -> Checked | tuple[Reason, str]:
     """Validate one event as the worker will: JSON form, size, forbidden fields, then schema."""
     if isinstance(event, Unreadable):

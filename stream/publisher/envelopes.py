@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final
 
-from schemas.common import SCHEMA_VERSION, Reason, Source
-from stream.publisher.checks import MAX_EVENT_BYTES, Checked, check_event
+from schemas.common import SCHEMA_VERSION, Reason
+from stream.publisher.checks import MAX_EVENT_BYTES, Checked, check_event, registered_source
 from stream.publisher.report import PublishReport, Refusal
 
 MAX_REQUEST_BYTES: Final = 1_048_576  # producer max_request_size; the broker default allows it
@@ -22,7 +22,7 @@ Message = tuple[bytes | None, bytes]
 
 
 def pack_events(
-    source: Source | str,
+    source: str,
     events: Iterable[object],
     report: PublishReport,
     *,
@@ -36,7 +36,7 @@ def pack_events(
     if envelope_size < 1:
         msg = f"envelope_size must be at least 1, got {envelope_size}"
         raise ValueError(msg)
-    source = Source(source)
+    source = registered_source(source)
     packer = Packer(source, envelope_size, max_message_bytes)
     for index, event in enumerate(events):
         checked = check_event(source, event, max_event_bytes=max_event_bytes)
@@ -57,7 +57,7 @@ def pack_events(
 class Packer:
     """Collects checked events of one source into envelopes (or single keyed messages)."""
 
-    def __init__(self, source: Source, envelope_size: int, max_message_bytes: int) -> None:
+    def __init__(self, source: str, envelope_size: int, max_message_bytes: int) -> None:
         self.source = source
         self.envelope_size = envelope_size
         self.limit = max_message_bytes - 128  # room for the envelope's own fields
@@ -92,11 +92,11 @@ def refusal_at(index: int, event: object, problem: tuple[Reason, str]) -> Refusa
     return Refusal(index, problem[0], problem[1], line)
 
 
-def _envelope(source: Source, texts: list[str]) -> bytes:
+def _envelope(source: str, texts: list[str]) -> bytes:
     """Wrap already-encoded events in a v1 envelope without re-encoding them."""
     sent_at = datetime.now(UTC).isoformat()
     head = (
-        f'{{"schema_version":{SCHEMA_VERSION},"source":"{source.value}",'
+        f'{{"schema_version":{SCHEMA_VERSION},"source":"{source!s}",'
         f'"sent_at":"{sent_at}","events":['
     )
     return (head + ",".join(texts) + "]}").encode()

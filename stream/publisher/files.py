@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from schemas.common import Reason, Source
+from schemas.common import Reason
 from stream.publisher.checks import Unreadable
 from stream.publisher.producer import Publisher
 from stream.publisher.report import PublishReport
@@ -73,7 +73,7 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[dict[str, object]]:
             yield _Row(event, number)
 
 
-def publish_file(path: Path, source: Source | str, publisher: Publisher) -> PublishReport:
+def publish_file(path: Path, source: str, publisher: Publisher) -> PublishReport:
     """Publish every event in one file to ``source``'s raw topic and wait until it is sent."""
     report = publisher.publish(source, read_file(path))
     publisher.flush()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agents.store import scripts
-from schemas.keys import FAMILIES, REGISTER, Keys, Retention, family_of
+from schemas.keys import FAMILIES, REGISTER, Keys, Retention, family_of, register_table
 
 PREFIX = "es"
 P = "p_" + "ab" * 16
@@ -124,3 +124,8 @@ def test_the_key_check_would_see_a_built_key() -> None:
     (argument,) = _key_arguments(built)
     assert argument == "sk"
     assert ".." in re.findall(r"\bsk\s*=\s*([^\n,]+)", built)[0]
+
+
+def test_the_documented_register_is_the_register() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "keys.md"
+    assert register_table() in docs.read_text(encoding="utf-8")

@@ -10,7 +10,9 @@
 -- ARGV[3]   source-activity TTL, seconds
 -- ARGV[4]   grace, ms: an event older than its partition's watermark minus this is too late
 --           to count
--- ARGV[5..] per message: partition, offset, the watermark stamped on it ('' if none), the
+-- ARGV[5]   the number of registered source kinds, S
+-- ARGV[6..] the S source kind names (each student's last-seen time per source is read once)
+-- then      per message: partition, offset, the watermark stamped on it ('' if none), the
 --           number of its signals; then per signal the 11 fields below (SIGNAL_FIELDS)
 --
 -- A message whose offset is at or below the partition's applied offset is skipped: it was
@@ -31,6 +33,9 @@ local dedup_ttl = tonumber(ARGV[1])
 local state_ttl = tonumber(ARGV[2])
 local activity_ttl = tonumber(ARGV[3])
 local grace_ms = tonumber(ARGV[4])
+local source_count = tonumber(ARGV[5])
+local last_seen_fields = {}
+for n = 1, source_count do last_seen_fields[n] = 'ls:' .. ARGV[5 + n] end
 
 local offsets_key = KEYS[1]
 local wm_key = KEYS[2]
@@ -51,13 +56,12 @@ local students = {}
 local function student(who, sk, mk)
   local st = students[who]
   if st == nil then
-    local v = redis.call('HMGET', sk, 'first', 'ls:swipe', 'ls:attendance', 'ls:vle')
+    local v = redis.call('HMGET', sk, 'first', unpack(last_seen_fields))
     st = {
       sk = sk, mk = mk, first = tonumber(v[1]) or -1, new = v[1] == false,
-      ls = {swipe = tonumber(v[2]) or -1, attendance = tonumber(v[3]) or -1,
-            vle = tonumber(v[4]) or -1},
-      dirty = {}, incr = {}, att = {},
+      ls = {}, dirty = {}, incr = {}, att = {},
     }
+    for n = 1, source_count do st.ls[ARGV[5 + n]] = tonumber(v[n + 1]) or -1 end
     students[who] = st
   end
   return st
@@ -138,7 +142,7 @@ local function apply_signal(base, partition, offset, wm)
   return wm
 end
 
-local i = 5
+local i = 6 + source_count
 while i <= #ARGV do
   local partition = ARGV[i]
   local offset = tonumber(ARGV[i + 1])

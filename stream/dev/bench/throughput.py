@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas.common import Source
 from schemas.settings import Settings, load_settings
+from schemas.sources import SOURCES
 from stream.dev.bench.feed import synthetic_events
 from stream.dev.bench.figures import Figures
 from stream.dev.bench.worker import start_worker
@@ -35,11 +36,11 @@ def _publish(
     with Publisher(
         endpoints.kafka_bootstrap, topics=settings.topics, envelope_size=envelope_size
     ) as publisher:
-        by_source: dict[Source, list[dict[str, Any]]] = {s: [] for s in Source}
+        by_source: dict[str, list[dict[str, Any]]] = {s: [] for s in SOURCES}
         for source, event in events:
             by_source[source].append(event)
-        for source, batch in by_source.items():
-            publisher.publish(source, batch)
+        for name, batch in by_source.items():
+            publisher.publish(name, batch)
         publisher.flush()
     return time.perf_counter() - started
 

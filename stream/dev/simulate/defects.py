@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from schemas.common import Reason, Source
+from schemas.sources import SOURCES
 from stream.dev.simulate.cohort import SimConfig
 
 OVERSIZED_BYTES: Final = 21_000
@@ -26,14 +27,12 @@ MALFORMED_KINDS: Final = (
     Reason.FORBIDDEN_FIELD,
     Reason.OVERSIZED,
 )
+# The fields an event of each registered feed cannot do without, in the schema's order (a
+# missing-field defect deletes one of them).
 REQUIRED_FIELDS: Final = {
-    Source.SWIPE: ("event_id", "student_id", "occurred_at", "reader_id", "building"),
-    Source.ATTENDANCE: (
-        "event_id", "student_id", "occurred_at", "session_id", "module",
-        "expected_start", "expected_end", "status",
-    ),
-    Source.VLE: ("event_id", "student_id", "occurred_at", "platform", "course", "action"),
-}  # fmt: skip
+    name: tuple(field for field, info in kind.model.model_fields.items() if info.is_required())
+    for name, kind in SOURCES.items()
+}
 
 
 def broken_copies(

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Final
 
 from schemas.common import Source
+from schemas.sources import SOURCES
 from stream.dev.simulate.behaviour import Generator
 from stream.dev.simulate.cohort import MODULES, SESSION_MINUTES, Persona, SimConfig, Student, plan
 from stream.dev.simulate.defects import broken_copies
@@ -83,11 +85,11 @@ class Simulation:
     def write(self, directory: Path) -> dict[str, Path]:
         """Write ``<source>.jsonl`` per source plus ``truth.json``; returns the paths by name."""
         directory.mkdir(parents=True, exist_ok=True)
-        paths = {source.value: directory / f"{source.value}.jsonl" for source in Source}
+        paths = {str(source): directory / f"{source}.jsonl" for source in SOURCES}
         handles = {name: path.open("w", encoding="utf-8") for name, path in paths.items()}
         try:
             for source, event in self.events:
-                handles[source.value].write(json.dumps(event, separators=(",", ":")) + "\n")
+                handles[str(source)].write(json.dumps(event, separators=(",", ":")) + "\n")
         finally:
             for handle in handles.values():
                 handle.close()
@@ -98,6 +100,13 @@ class Simulation:
             lines = (json.dumps(record, separators=(",", ":")) + "\n" for record in records)
             paths[name].write_text("".join(lines), encoding="utf-8")
         return paths
+
+
+def _per_source(counts: Mapping[Source, int]) -> dict[str, int]:
+    """Event counts of every registered feed by name, in registration order (0 for a feed
+    the simulator does not generate)."""
+    by_name = {str(source): count for source, count in counts.items()}
+    return {str(source): by_name.get(str(source), 0) for source in SOURCES}
 
 
 def simulate(config: SimConfig | None = None) -> Simulation:
@@ -133,11 +142,11 @@ def simulate(config: SimConfig | None = None) -> Simulation:
                 persona=s.persona,
                 disengaged_from=s.disengaged_from,
                 modules=tuple(dict.fromkeys(session.module.code for session in s.sessions)),
-                events={source.value: s.counts[source] for source in Source},
+                events=_per_source(s.counts),
             )
             for s in students
         },
-        totals={source.value: totals[source] for source in Source},
+        totals=_per_source(totals),
         duplicates=duplicates,
         malformed=dict(Counter(reason for _, _, reason in malformed)),
     )

@@ -56,8 +56,9 @@ class Child:
         }
 
 
-class EarlyExitError(Exception):
-    """A child process exited before it answered."""
+class EarlyExitError(StackError):
+    """A child process exited before it answered (caught by the stack, which retries or
+    reports a StackError with the child's log)."""
 
 
 def free_port() -> int:
