@@ -76,13 +76,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _number(value: Any) -> int | float | str:
-    """A JSON number as the script reads it; anything else as '' (no value)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    return ""
-
-
 class BatchRefused(StateError):
     """A signal batch the state cannot read; the agent sets its message aside."""
 
@@ -122,37 +115,18 @@ class EngagementStore:
     ) -> ApplyResult:
         """Apply (partition, offset, SignalBatch JSON) messages atomically with their offsets.
 
-        The batch is read here, so that the script is handed every key it touches (from the
-        key register) and plain fields instead of JSON; a message that cannot be read raises
-        ``BatchRefused`` and nothing of the batch is applied.
+        The batches are read here once to hand the script every key it touches (built by the
+        key register) and a map from each signal's student, day and source to those keys; a
+        message that cannot be read raises ``BatchRefused`` and nothing of the batch is applied.
         """
         if not messages:
             return ApplyResult()
-        group = self.group
-        keys = [self.keys.offsets(group), self.keys.watermarks(group), self.keys.first_day(group)]
-        index: dict[str, int] = {}
-
-        def ref(key: str) -> int:
-            at = index.get(key)
-            if at is None:
-                keys.append(key)
-                at = index[key] = len(keys)  # Lua's KEYS count from 1
-            return at
-
+        keys, key_map = self._keys_for(messages)
         sources = [str(name) for name in SOURCES]
         args: list[Any] = [self._dedup_ttl, self._state_ttl, ACTIVITY_TTL_S, grace_ms]
-        args.extend((len(sources), *sources))
-        for partition, offset, payload in messages:
-            try:
-                batch = json.loads(payload)
-                signals = batch["signals"]
-                args.extend((partition, offset, _number(batch.get("watermark_ms")), len(signals)))
-                members = ref(self.keys.members(partition))
-                for s in signals:
-                    args.extend(self._signal_args(s, members, ref))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                msg = f"partition {partition} offset {offset}: not a readable signal batch ({exc})"
-                raise BatchRefused(msg) from None
+        args.extend((len(sources), *sources, json.dumps(key_map)))
+        for message in messages:
+            args.extend(message)
         applied, duplicates, skipped, wms, late = await self._script(keys=keys, args=args)
         result = ApplyResult(int(applied), int(duplicates), int(skipped))
         for i in range(0, len(late), 5):
@@ -162,28 +136,51 @@ class EngagementStore:
             result.watermarks[int(wms[i])] = int(wms[i + 1])
         return result
 
-    def _signal_args(
-        self, s: dict[str, Any], members: int, ref: Callable[[str], int]
-    ) -> tuple[Any, ...]:
-        """One signal's fields for the script, in the order ``state_apply.lua`` reads them."""
-        who, source, day = str(s["pseudonym"]), str(s["source"]), int(s["day"])
-        kind = SOURCES.get(source)
-        location = "all" if kind is not None and kind.health.whole_feed else s["context"]
-        hour = s.get("hour")
-        hour = int(hour) if isinstance(hour, int | float) and not isinstance(hour, bool) else 0
-        return (
-            s["event_id"],
-            source,
-            day,
-            _number(s["occurred_at_ms"]),
-            s.get("kind", ""),
-            f"{location}|{hour}",
-            who,
-            ref(self.keys.state(who)),
-            ref(self.keys.seen(who, day)),
-            ref(self.keys.activity(source, day)),
-            members,
-        )
+    def _keys_for(
+        self, messages: Sequence[tuple[int, int, bytes]]
+    ) -> tuple[list[str], dict[str, Any]]:
+        """Every key the batch touches, for ``KEYS``, and where each signal finds its own:
+        ``state[pseudonym]``, ``seen[pseudonym][day]``, ``activity[source][day]`` and
+        ``members[partition]`` are indexes into ``KEYS``; ``whole_feed`` lists the sources
+        counted as one location."""
+        group = self.group
+        keys = [self.keys.offsets(group), self.keys.watermarks(group), self.keys.first_day(group)]
+
+        def add(key: str) -> int:
+            keys.append(key)
+            return len(keys)  # Lua's KEYS count from 1
+
+        state: dict[str, int] = {}
+        seen: dict[str, dict[str, int]] = {}
+        activity: dict[str, dict[str, int]] = {}
+        members: dict[str, int] = {}
+        for partition, offset, payload in messages:
+            try:
+                signals = json.loads(payload)["signals"]
+                if str(partition) not in members:
+                    members[str(partition)] = add(self.keys.members(partition))
+                for s in signals:
+                    who, source, day = s["pseudonym"], s["source"], str(int(s["day"]))
+                    if who not in state:
+                        state[who] = add(self.keys.state(who))
+                    days = seen.setdefault(who, {})
+                    if day not in days:
+                        days[day] = add(self.keys.seen(who, day))
+                    per_source = activity.setdefault(source, {})
+                    if day not in per_source:
+                        per_source[day] = add(self.keys.activity(source, day))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                msg = f"partition {partition} offset {offset}: not a readable signal batch ({exc})"
+                raise BatchRefused(msg) from None
+        whole_feed = [str(k.name) for k in SOURCES.values() if k.health.whole_feed]
+        key_map = {
+            "state": state,
+            "seen": seen,
+            "activity": activity,
+            "members": members,
+            "whole_feed": whole_feed,
+        }
+        return keys, key_map
 
     async def share_progress(
         self, report: Mapping[tuple[str, int], tuple[int, float | None, bool]]

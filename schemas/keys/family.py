@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from enum import StrEnum
 from typing import Final, Literal
 
@@ -58,18 +59,18 @@ class KeyFamily:
     expiry: str
     hash_tag: str  # the placeholder (or literal) whose value decides the slot
 
-    @property
+    @cached_property
     def fields(self) -> tuple[str, ...]:
         """The placeholders of the template, in order, without the prefix."""
         return tuple(f for f in _PLACEHOLDER.findall(self.template) if f != "p")
 
     def key(self, prefix: str, **values: object) -> str:
         """The key for these placeholder values."""
-        missing = set(self.fields) - values.keys()
-        if missing:
-            msg = f"key {self.name} needs {', '.join(sorted(missing))}"
+        if len(values) != len(self.fields) or not values.keys() >= set(self.fields):
+            missing = set(self.fields) - values.keys()
+            msg = f"key {self.name} needs {', '.join(sorted(missing)) or 'only its fields'}"
             raise ValueError(msg)
-        return self.template.format(p=prefix, **{k: str(v) for k, v in values.items()})
+        return self.template.format(p=prefix, **values)
 
     def pattern(self, prefix: str) -> re.Pattern[str]:
         """A regular expression matching exactly the keys of this family."""

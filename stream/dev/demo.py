@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -15,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 from kafka import KafkaProducer
 from pydantic import SecretStr
 
 from agents.model.eventtime import day_start_ms, local_day
 from agents.model.pseudonym import Pseudonymiser
-from schemas.keys import REVIEW_QUEUE, Keys
+from agents.store.register import StudentKeys, student_keys
+from schemas.keys import REVIEW_QUEUE, Keys, family_of
 from schemas.preferences import PreferenceChange
 from schemas.settings import load_settings
 from stream.dev.processes import Child, ProcessError, free_port, scrape, total
@@ -242,6 +245,57 @@ def _report(
         _say("  message:\n    " + payload["message"]["body"].replace("\n", "\n    "))
 
 
+def _stored_data(
+    client: redis.Redis, redis_url: str, prefix: str, student: tuple[str, str]
+) -> None:
+    """What Redis holds now, family by family, checked against the key register."""
+    families: Counter[str] = Counter()
+    classes: Counter[str] = Counter()
+    undeclared = []
+    names = [k.decode() for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    for name in names:
+        family = family_of(name, prefix)
+        if family is None:
+            undeclared.append(name)
+            continue
+        families[family.name] += 1
+        classes[family.retention.value] += 1
+    _say(
+        f"\nStored data (the key register: docs/keys.md, `engagement keys`): {len(names)} keys "
+        f"in {len(families)} families; undeclared keys: {len(undeclared)}"
+    )
+    _say("  by retention class: " + ", ".join(f"{c} {n}" for c, n in sorted(classes.items())))
+
+    async def about(pseudonym: str) -> StudentKeys:
+        async_client = aioredis.Redis.from_url(redis_url)
+        try:
+            return await student_keys(async_client, prefix, pseudonym)
+        finally:
+            await async_client.aclose()
+
+    student_id, pseudonym = student
+    found = asyncio.run(about(pseudonym))
+    named = {name for name in names if pseudonym in name}
+    _say(
+        f"  everything about student {student_id}: {len(found.own)} keys of their own and "
+        f"{len(found.shared)} shared keys with entries about them; keys naming them that "
+        f"the register missed: {len(named - set(found.own))}"
+    )
+
+
+def _first_nudged(
+    client: redis.Redis, prefix: str, sim: Simulation, pseudonymise: Pseudonymiser
+) -> tuple[str, str]:
+    """The first simulated student with an intervention record (the demo's example)."""
+    keys = Keys(prefix)
+    for student_id in sorted(sim.truth.students):
+        pseudonym = pseudonymise(student_id)
+        if client.exists(keys.interventions(pseudonym)):
+            return student_id, pseudonym
+    first = sorted(sim.truth.students)[0]
+    return first, pseudonymise(first)
+
+
 def run_demo(*, students: int, weeks: int, seed: int) -> int:
     """Start everything, simulate a cohort, report, and stop everything that was started."""
     workdir = Path(".engagement") / "demo"
@@ -331,6 +385,8 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
                 time.monotonic() - t0,
             )
             _review_demo(env, client, prefix)
+            nudged = _first_nudged(client, prefix, sim, pseudonymise)
+            _stored_data(client, endpoints.redis_url, prefix, nudged)
         finally:
             client.close()
             for child in (notifier, worker, receiver):

@@ -3,8 +3,7 @@
 -- KEYS[1]   applied offsets hash of the consumer group (partition → offset)
 -- KEYS[2]   watermarks hash of the consumer group (partition → ms)
 -- KEYS[3]   the group's earliest day with data
--- KEYS[4..] every student-state, seen-set, activity and members key the signals touch;
---           each signal names its keys by their index in KEYS
+-- KEYS[4..] every student-state, seen-set, activity and members key the signals touch
 -- ARGV[1]   dedup key TTL, seconds
 -- ARGV[2]   per-student state TTL, seconds
 -- ARGV[3]   source-activity TTL, seconds
@@ -12,8 +11,10 @@
 --           to count
 -- ARGV[5]   the number of registered source kinds, S
 -- ARGV[6..] the S source kind names (each student's last-seen time per source is read once)
--- then      per message: partition, offset, the watermark stamped on it ('' if none), the
---           number of its signals; then per signal the 11 fields below (SIGNAL_FIELDS)
+-- then      the key map (JSON): where each signal finds its keys, as indexes into KEYS:
+--           state[pseudonym], seen[pseudonym][day], activity[source][day],
+--           members[partition]; and whole_feed, the sources counted as one location
+-- then      triples: partition, offset, payload (a SignalBatch as JSON)
 --
 -- A message whose offset is at or below the partition's applied offset is skipped: it was
 -- applied before a crash or rebalance and is being delivered again. Event ids are
@@ -24,11 +25,6 @@
 --
 -- Returns {applied, duplicates, skipped_messages, wms, late}: wms is a flat list of partition,
 -- watermark-ms; late a flat list of event id, source, lateness-ms, partition, offset.
-
--- Per signal: event id, source, day, event time (ms), kind, activity field
--- ("location|hour"), pseudonym, then the KEYS indexes of its student state, seen set,
--- activity hash and members set.
-local SIGNAL_FIELDS = 11
 local dedup_ttl = tonumber(ARGV[1])
 local state_ttl = tonumber(ARGV[2])
 local activity_ttl = tonumber(ARGV[3])
@@ -36,6 +32,9 @@ local grace_ms = tonumber(ARGV[4])
 local source_count = tonumber(ARGV[5])
 local last_seen_fields = {}
 for n = 1, source_count do last_seen_fields[n] = 'ls:' .. ARGV[5 + n] end
+local key_map = cjson.decode(ARGV[6 + source_count])
+local whole_feed = {}
+for _, name in ipairs(key_map['whole_feed']) do whole_feed[name] = true end
 
 local offsets_key = KEYS[1]
 local wm_key = KEYS[2]
@@ -87,7 +86,12 @@ local function apply_attendance(st, kind, day)
   counts[slot] = counts[slot] + 1
 end
 
-local function count_activity(key, field)
+local function count_activity(key, s, src)
+  local location = s['context']
+  if whole_feed[src] then location = 'all' end
+  local hour = s['hour']
+  if type(hour) ~= 'number' then hour = 0 end
+  local field = location .. '|' .. string.format('%d', hour)
   local per_key = activity[key]
   if per_key == nil then
     per_key = {}
@@ -96,27 +100,27 @@ local function count_activity(key, field)
   per_key[field] = (per_key[field] or 0) + 1
 end
 
-local function apply_signal(base, partition, offset, wm)
-  local event_id = ARGV[base]
-  local src = ARGV[base + 1]
-  local day = tonumber(ARGV[base + 2])
-  local ts = tonumber(ARGV[base + 3])
-  local who = ARGV[base + 6]
+local function apply_signal(s, partition, offset, wm)
+  local who = s['pseudonym']
+  local day = s['day']
+  local src = s['source']
+  local day_label = string.format('%d', day)
   -- Event ids are remembered in one set per student and day: adding to a set is cheaper
   -- than one expiring key per event, and the set expires as a whole.
-  local dk = KEYS[tonumber(ARGV[base + 8])]
+  local dk = KEYS[key_map['seen'][who][day_label]]
+  local ts = s['occurred_at_ms']
   if ts < wm - grace_ms then
     -- More than the grace period behind its partition: not counted, reported instead.
-    if redis.call('SISMEMBER', dk, event_id) == 1 then
+    if redis.call('SISMEMBER', dk, s['event_id']) == 1 then
       duplicates = duplicates + 1
     else
-      for _, v in ipairs({event_id, src, wm - ts, partition, offset}) do
+      for _, v in ipairs({s['event_id'], src, wm - ts, partition, offset}) do
         table.insert(late, v)
       end
     end
     return wm
   end
-  if redis.call('SADD', dk, event_id) == 0 then
+  if redis.call('SADD', dk, s['event_id']) == 0 then
     duplicates = duplicates + 1
     return wm
   end
@@ -126,11 +130,11 @@ local function apply_signal(base, partition, offset, wm)
   end
   applied = applied + 1
   if first_day == nil or day < first_day then first_day = day end
-  local st = student(who, KEYS[tonumber(ARGV[base + 7])], KEYS[tonumber(ARGV[base + 10])])
+  local st = student(who, KEYS[key_map['state'][who]], KEYS[key_map['members'][partition]])
   local field = 'd:' .. day .. ':' .. src
   st.incr[field] = (st.incr[field] or 0) + 1
-  if src == 'attendance' then apply_attendance(st, ARGV[base + 4], day) end
-  count_activity(KEYS[tonumber(ARGV[base + 9])], ARGV[base + 5])
+  if src == 'attendance' then apply_attendance(st, s['kind'], day) end
+  count_activity(KEYS[key_map['activity'][src][day_label]], s, src)
   if st.first < 0 or ts < st.first then
     st.first = ts
     st.dirty['first'] = true
@@ -142,14 +146,9 @@ local function apply_signal(base, partition, offset, wm)
   return wm
 end
 
-local i = 6 + source_count
-while i <= #ARGV do
+for i = 7 + source_count, #ARGV, 3 do
   local partition = ARGV[i]
   local offset = tonumber(ARGV[i + 1])
-  local tick = tonumber(ARGV[i + 2])
-  local count = tonumber(ARGV[i + 3])
-  local first_signal = i + 4
-  i = first_signal + count * SIGNAL_FIELDS
   local done = last_offset[partition]
   if done == nil then
     done = tonumber(redis.call('HGET', offsets_key, partition) or '-1')
@@ -158,20 +157,21 @@ while i <= #ARGV do
     skipped = skipped + 1
   else
     last_offset[partition] = offset
+    local batch = cjson.decode(ARGV[i + 2])
     local wm = watermarks[partition]
     if wm == nil then
       wm = tonumber(redis.call('HGET', wm_key, partition) or '0')
     end
-    for n = 0, count - 1 do
-      wm = apply_signal(first_signal + n * SIGNAL_FIELDS, partition, offset, wm)
+    for _, s in ipairs(batch['signals']) do
+      wm = apply_signal(s, partition, offset, wm)
     end
     -- The stamp covers this message's own signals, so it applies from the next message on: a
     -- batch that spans days (a backlog, a replay chunk) is judged against what came before it.
-    if tick ~= nil and tick > wm then wm = tick end
+    local tick = batch['watermark_ms']
+    if type(tick) == 'number' and tick > wm then wm = tick end
     watermarks[partition] = wm
   end
 end
-
 for who, st in pairs(students) do
   for field, n in pairs(st.incr) do
     redis.call('HINCRBY', st.sk, field, n)
