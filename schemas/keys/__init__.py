@@ -105,7 +105,7 @@ class Keys:
         """One student's state hash."""
         return STATE.key(self.prefix, pseudonym=pseudonym)
 
-    def seen(self, pseudonym: str, day: int) -> str:
+    def seen(self, pseudonym: str, day: int | str) -> str:
         """Event ids counted for one student and day."""
         return SEEN.key(self.prefix, pseudonym=pseudonym, day=day)
 
@@ -133,7 +133,7 @@ class Keys:
         """Raw feeds' shared progress."""
         return FEEDS.key(self.prefix, group=group)
 
-    def activity(self, source: str, day: int) -> str:
+    def activity(self, source: str, day: int | str) -> str:
         """One source's activity on one day."""
         return ACTIVITY.key(self.prefix, source=source, day=day)
 
@@ -141,7 +141,7 @@ class Keys:
         """The last day whose source health was checked."""
         return HEALTH_DONE.key(self.prefix, group=group)
 
-    def gaps(self, group: str, day: int) -> str:
+    def gaps(self, group: str, day: int | str) -> str:
         """Gaps found for one day."""
         return GAPS.key(self.prefix, group=group, day=day)
 
