@@ -26,8 +26,11 @@ FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="engagement-stream" \
       org.opencontainers.image.description="Engagement signals and nudges stream processor" \
       org.opencontainers.image.licenses="Apache-2.0"
-# The /healthz and /metrics server must listen on every interface in a container so that
-# Prometheus can scrape it from the compose network.
+# The /healthz, /readyz and /metrics server must listen on every interface in a container so
+# that Prometheus can scrape it from the compose network. One process per container, so the
+# worker and the notifier both use 6066 here (outside containers their defaults differ); the
+# health check names the process that answered, and the compose file adds `--role`.
+# The rules, message and team files are mounted at /etc/engagement by docker-compose.yml.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \

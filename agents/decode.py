@@ -1,15 +1,20 @@
 """Ingest as a pure function: raw message bytes in, signals and dead letters out.
 
-decode → unpack envelope → refuse forbidden fields → validate → minimise → pseudonymise.
-No I/O here; the ingest agent wires this to topics and Redis.
+decode → unpack envelope → check shape → refuse forbidden fields → validate → check the time →
+minimise → pseudonymise. No I/O here; the ingest agent wires this to topics and Redis.
+
+Every unit gets exactly one outcome. A message that cannot be read as events is one dead
+letter; each event of an envelope (or of a replayed batch) becomes a signal or a dead letter
+carrying its index, whatever is wrong with its neighbours: a lone surrogate, a date in year 1,
+a 10 MB string, NaN, nesting too deep for Python's parser. Nothing here raises: an unexpected
+failure on one event is that event's ``processing_error``. Dead letters are built by
+:mod:`agents.letters` with :mod:`agents.redact`, and never carry a student's identity.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
@@ -17,61 +22,29 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
+from agents.letters import IngestResult, Letters, Origin, unicode_detail, version_detail
 from agents.model.eventtime import to_epoch_ms
 from agents.model.pseudonym import Pseudonymiser
-from schemas.common import SCHEMA_VERSION, Reason, classify_validation_error, find_forbidden
-from schemas.deadletter import DeadLetter
+from agents.plausible import TimeBounds
+from agents.rawjson import (
+    MAX_DEPTH,
+    Scan,
+    approximate_size,
+    forbidden_keys,
+    scan,
+    shape,
+    too_deep,
+)
+from agents.redact import Redactor, identities, redact
+from schemas.common import SCHEMA_VERSION, Reason, classify_validation_error
 from schemas.feeds import RawEvent
 from schemas.sources import SOURCES, SourceRegistry
 
-_EXCERPT_CHARS = 512
-# Keys whose values identify a person; redacted in every dead-letter excerpt.
-_IDENTIFYING = re.compile(
-    r'("(?:student_?id|studentid|user_?name|user_?id|email|name|actor|mbox)"\s*:\s*)'
-    r'(?:"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null)',
-    re.IGNORECASE,
-)
-_TYPE_ERRORS = frozenset({"wrong_type", "model_type", "model_attributes_type", "dict_type"})
+__all__ = ["IngestResult", "Ingestor", "Origin", "approximate_size", "classify", "redact"]
 
-
-@dataclass
-class IngestResult:
-    """What one raw message became."""
-
-    signals: list[dict[str, Any]] = field(default_factory=list)
-    identities: dict[str, str] = field(default_factory=dict)
-    dead: list[DeadLetter] = field(default_factory=list)
-    events: int = 0
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a raw message came from, for dead letters and latency figures."""
-
-    topic: str
-    partition: int
-    offset: int
-    published_at_ms: int | None = None
-
-
-def redact(text: str) -> str:
-    """Remove identifying values from a payload excerpt and shorten it."""
-    return _IDENTIFYING.sub(r'\1"[redacted]"', text)[:_EXCERPT_CHARS]
-
-
-def approximate_size(event: Any) -> int:
-    """Cheap size in bytes of an event inside an envelope (UTF-8 strings; JSON for nesting)."""
-    if not isinstance(event, dict):
-        return len(json.dumps(event, default=str))
-    size = 0
-    for key, value in event.items():
-        if isinstance(value, str):
-            size += len(key) + (len(value) if value.isascii() else len(value.encode())) + 6
-        elif isinstance(value, dict | list):
-            size += len(key) + len(json.dumps(value, default=str)) + 4
-        else:
-            size += len(key) + 24
-    return size
+OPEN_OVERSIZED = 16
+"""An envelope over the message limit, but within this many times it, is still opened: when
+the events that make it too big are over the event limit, only they are refused."""
 
 
 def classify(error: ValidationError) -> tuple[Reason, str]:
@@ -92,6 +65,7 @@ class Ingestor:
         max_event_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_skew_s: int = 300,
+        times: TimeBounds | None = None,
         sources: SourceRegistry = SOURCES,
     ) -> None:
         self.kind = sources[source]
@@ -102,11 +76,14 @@ class Ingestor:
         self._list: TypeAdapter[list[Any]] = TypeAdapter(list[self._model])  # type: ignore[name-defined]  # a model chosen at run time
         self._fields = frozenset(self._model.model_fields)
         self._pseudonymise = pseudonymise
+        self._redactor = Redactor(self._model, pseudonymise)
+        self._letters = Letters(self._redactor, clock)
         self._zone = zone
         self._max_message = max_message_bytes
         self._max_event = max_event_bytes
         self._clock = clock
         self._max_skew_ms = max_skew_s * 1000
+        self._times = times if times is not None else TimeBounds()
         self._days: dict[int, tuple[int, int]] = {}
 
     def _day(self, ms: int) -> tuple[int, int]:
@@ -121,48 +98,151 @@ class Ingestor:
         return found
 
     def decode(self, raw: bytes | None, origin: Origin) -> IngestResult:
-        """Decode one message: a single event object or an envelope of events."""
+        """Decode one message: a single event object or an envelope of events. Never raises."""
         result = IngestResult()
-        if raw is None:
-            self._refuse(result, origin, Reason.NOT_AN_OBJECT, "the message has no value", b"")
-            return result
-        if len(raw) > self._max_message:
-            detail = (
-                f"the message is {len(raw)} bytes, over the {self._max_message}-byte limit; "
-                "split it into smaller envelopes"
-            )
-            self._refuse(result, origin, Reason.OVERSIZED, detail, raw)
-            return result
         try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            self._refuse(result, origin, Reason.MALFORMED_JSON, f"not valid JSON: {exc}", raw)
-            return result
-        if not isinstance(payload, dict):
-            detail = f"expected a JSON object, got {type(payload).__name__}"
-            self._refuse(result, origin, Reason.NOT_AN_OBJECT, detail, raw)
-            return result
-        events = payload.get("events")
-        # An event that happens to carry an "events" field is still one event (the field is
-        # dropped); only an object without an event_id is read as an envelope.
-        if isinstance(events, list) and "event_id" not in payload:
-            if not events:
-                detail = "the envelope has an empty 'events' list; send at least one event"
-                self._refuse(result, origin, Reason.INVALID_VALUE, detail, raw)
-                return result
-            self._unpack(result, origin, payload, events, check_sizes=len(raw) > self._max_event)
-        else:
-            self._one(result, origin, payload, None, len(raw))
+            self._message(result, raw, origin)
+        except Exception as exc:  # a bug must not lose the message: it is set aside, counted
+            self._letters.failed(result, origin, exc, raw or b"", None)
         return result
 
     def decode_events(self, events: list[Any], origin: Origin) -> IngestResult:
         """Decode already-parsed events as one envelope (replay reads files, not messages)."""
         result = IngestResult()
-        if events and not self._fast(result, origin, events):
-            for index, event in enumerate(events):
-                size = approximate_size(event) if isinstance(event, dict) else 0
-                self._one(result, origin, event, index, size)
+        try:
+            if events and not self._fast(result, origin, events):
+                for index, event in enumerate(events):
+                    self._one(result, origin, event, index, None)
+        except Exception as exc:  # a bug in the loop itself; every event has its own guard
+            self._letters.failed(result, origin, exc, b"", None)
         return result
+
+    def _message(self, result: IngestResult, raw: bytes | None, origin: Origin) -> None:
+        if raw is None:
+            self._letters.refuse(
+                result, origin, Reason.NOT_AN_OBJECT, "the message has no value", b""
+            )
+            return
+        size = len(raw)
+        if size > self._max_message * OPEN_OVERSIZED:
+            self._letters.refuse(result, origin, Reason.OVERSIZED, self._oversized(size), raw)
+            return
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            self._unreadable(result, origin, raw, exc)
+            return
+        events = payload.get("events") if isinstance(payload, dict) else None
+        # An event that happens to carry an "events" field is still one event (the field is
+        # dropped); only an object without an event_id is read as an envelope.
+        if isinstance(events, list) and "event_id" not in payload:
+            if not events:
+                detail = "the envelope has an empty 'events' list; send at least one event"
+                self._letters.refuse(
+                    result, origin, Reason.INVALID_VALUE, detail, payload, envelope=True
+                )
+            elif size > self._max_message and not self._fits(payload, events):
+                self._letters.refuse(
+                    result, origin, Reason.OVERSIZED, self._oversized(size), payload, envelope=True
+                )
+            else:
+                self._unpack(result, origin, payload, events, check_sizes=size > self._max_event)
+        elif size > self._max_message:
+            self._letters.refuse(result, origin, Reason.OVERSIZED, self._oversized(size), raw)
+        elif not isinstance(payload, dict):
+            detail = f"expected a JSON object, got {type(payload).__name__}"
+            self._letters.refuse(result, origin, Reason.NOT_AN_OBJECT, detail, payload)
+        else:
+            self._one(result, origin, payload, None, size)
+
+    def _oversized(self, size: int) -> str:
+        return (
+            f"the message is {size} bytes, over the {self._max_message}-byte limit; "
+            "split it into smaller envelopes"
+        )
+
+    def _fits(self, envelope: dict[str, Any], events: list[Any]) -> bool:
+        """Whether an oversized envelope is within the limit once its oversized events go."""
+        try:
+            total = len(json.dumps({k: v for k, v in envelope.items() if k != "events"}))
+        except (ValueError, TypeError, RecursionError):
+            return False
+        for event in events:
+            size, problem = shape(event, self._max_event)
+            if problem is None or size <= self._max_event:
+                total += size
+        return total <= self._max_message
+
+    def _unreadable(
+        self, result: IngestResult, origin: Origin, raw: bytes, error: Exception
+    ) -> None:
+        """A message the parser refused: still open an envelope whose events can be found."""
+        found = scan(raw[: self._max_message * OPEN_OVERSIZED])
+        if found.skeleton is not None and self._split(result, origin, raw, found):
+            return
+        if found.balanced and found.depth > MAX_DEPTH:
+            self._letters.refuse(result, origin, Reason.OVERSIZED, too_deep(found.depth), raw)
+        else:
+            detail = f"not valid JSON: {error}"
+            self._letters.refuse(result, origin, Reason.MALFORMED_JSON, detail, raw)
+
+    def _split(self, result: IngestResult, origin: Origin, raw: bytes, found: Scan) -> bool:
+        """Decode an envelope's events one by one; False if it is not a readable envelope."""
+        assert found.skeleton is not None  # noqa: S101  # checked by the caller
+        try:
+            envelope = json.loads(found.skeleton)
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(envelope, dict) or "event_id" in envelope or not found.items:
+            return False
+        if self._unknown_version(result, origin, envelope):
+            return True
+        sizes = len(found.skeleton) + sum(
+            len(i.text) for i in found.items if len(i.text) <= self._max_event
+        )
+        if len(raw) > self._max_message and sizes > self._max_message:
+            detail = self._oversized(len(raw))
+            self._letters.refuse(result, origin, Reason.OVERSIZED, detail, envelope, envelope=True)
+            return True
+        check_sizes = len(raw) > self._max_event
+        for index, item in enumerate(found.items):
+            if item.depth > MAX_DEPTH:
+                self._letters.refuse(
+                    result, origin, Reason.OVERSIZED, too_deep(item.depth), item.text, index
+                )
+                continue
+            try:
+                # As json.loads reads bytes: a surrogate's bytes pass, to be refused by field.
+                event = json.loads(item.text.decode("utf-8", "surrogatepass"))
+            except UnicodeDecodeError as exc:
+                detail = (
+                    f"the event is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                    "JSON must be sent as UTF-8"
+                )
+                self._letters.refuse(
+                    result, origin, Reason.MALFORMED_JSON, detail, item.text, index
+                )
+                continue
+            except (ValueError, RecursionError) as exc:
+                detail = f"the event is not valid JSON: {exc}"
+                self._letters.refuse(
+                    result, origin, Reason.MALFORMED_JSON, detail, item.text, index
+                )
+                continue
+            self._one(result, origin, event, index, None if check_sizes else 0)
+        return True
+
+    def _unknown_version(
+        self, result: IngestResult, origin: Origin, envelope: dict[str, Any]
+    ) -> bool:
+        version = envelope.get("schema_version", SCHEMA_VERSION)
+        if version == SCHEMA_VERSION:
+            return False
+        detail = version_detail("envelope schema_version", version)
+        self._letters.refuse(
+            result, origin, Reason.UNKNOWN_SCHEMA_VERSION, detail, envelope, envelope=True
+        )
+        return True
 
     def _unpack(
         self,
@@ -173,20 +253,12 @@ class Ingestor:
         *,
         check_sizes: bool,
     ) -> None:
-        version = envelope.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            detail = (
-                f"envelope schema_version {version!r} is not supported; this worker reads "
-                f"version {SCHEMA_VERSION}: upgrade the worker or publish version {SCHEMA_VERSION}"
-            )
-            excerpt = json.dumps({k: v for k, v in envelope.items() if k != "events"}).encode()
-            self._refuse(result, origin, Reason.UNKNOWN_SCHEMA_VERSION, detail, excerpt)
+        if self._unknown_version(result, origin, envelope):
             return
         if self._fast(result, origin, events):
             return
         for index, event in enumerate(events):
-            size = approximate_size(event) if check_sizes else 0
-            self._one(result, origin, event, index, size)
+            self._one(result, origin, event, index, None if check_sizes else 0)
 
     def _fast(self, result: IngestResult, origin: Origin, events: list[Any]) -> bool:
         """Validate a clean envelope in one call; False sends it through the per-event path.
@@ -204,38 +276,55 @@ class Ingestor:
                 return False
         try:
             valid = self._list.validate_python(events)
-        except ValidationError:
+        except Exception:  # anything wrong: the exact path says what, per event
             return False
-        for event in valid:
-            result.events += 1
-            self._emit(result, origin, event)
+        for index, event in enumerate(valid):
+            try:
+                self._emit(result, origin, event, index)
+            except Exception as exc:  # one event's bug costs that event only
+                self._letters.failed(result, origin, exc, events[index], index)
         return True
 
     def _one(
-        self, result: IngestResult, origin: Origin, event: Any, index: int | None, size: int
+        self, result: IngestResult, origin: Origin, event: Any, index: int | None, size: int | None
     ) -> None:
-        result.events += 1
+        """One event: ``size`` is its bytes when known, None to measure it, 0 not to check."""
+        try:
+            self._check(result, origin, event, index, size)
+        except Exception as exc:  # one event's bug costs that event only
+            self._letters.failed(result, origin, exc, event, index)
+
+    def _check(
+        self, result: IngestResult, origin: Origin, event: Any, index: int | None, size: int | None
+    ) -> None:
         if not isinstance(event, dict):
             detail = f"expected a JSON object, got {type(event).__name__}"
-            self._refuse(result, origin, Reason.NOT_AN_OBJECT, detail, event, index)
+            self._letters.refuse(result, origin, Reason.NOT_AN_OBJECT, detail, event, index)
             return
-        if size > self._max_event:
-            detail = f"the event is {size} bytes, over the {self._max_event}-byte limit"
-            self._refuse(result, origin, Reason.OVERSIZED, detail, event, index)
+        if size:
+            if size > self._max_event:
+                detail = f"the event is {size} bytes, over the {self._max_event}-byte limit"
+                self._letters.refuse(result, origin, Reason.OVERSIZED, detail, event, index)
+                return
+            size = 0
+        _, problem = shape(event, self._max_event if size is None else None, self._fields)
+        if problem is not None:
+            self._letters.refuse(result, origin, problem[0], problem[1], event, index)
             return
-        forbidden = find_forbidden(event)
+        forbidden = forbidden_keys(event)
         if forbidden is not None:
-            reason, where = forbidden
+            reason, keys = forbidden
             what = (
                 "an assessment result"
                 if reason is Reason.ASSESSMENT_DATA
                 else ("special-category personal data")
             )
+            where = self._redactor.key_path(keys, identities(event))
             detail = (
                 f"field '{where}' carries {what}, which the learning-analytics policy "
                 "forbids; remove it at the source"
             )
-            self._refuse(result, origin, reason, detail, event, index)
+            self._letters.refuse(result, origin, reason, detail, event, index)
             return
         try:
             valid = self._model.model_validate(event)
@@ -243,70 +332,56 @@ class Ingestor:
             reason, detail = classify(exc)
             if reason is Reason.INVALID_VALUE and "assessment result" in detail:
                 reason = Reason.ASSESSMENT_DATA
-            self._refuse(result, origin, reason, detail, event, index)
+            if reason is Reason.UNKNOWN_SCHEMA_VERSION:  # its sentence quotes the input
+                detail = version_detail("schema_version", event.get("schema_version"))
+            elif reason is Reason.INVALID_VALUE:
+                detail = unicode_detail(exc) or detail
+            self._letters.refuse(result, origin, reason, detail, event, index)
             return
-        self._emit(result, origin, valid)
+        self._emit(result, origin, valid, index)
 
     def _emit(
-        self,
-        result: IngestResult,
-        origin: Origin,
-        valid: RawEvent,
+        self, result: IngestResult, origin: Origin, valid: RawEvent, index: int | None
     ) -> None:
-        pseudonym = self._pseudonymise(valid.student_id)
-        kind, context = self._kind_and_context(valid)
-        occurred_ms = to_epoch_ms(valid.occurred_at)
-        ahead_ms = occurred_ms - to_epoch_ms(self._clock())
+        try:
+            occurred_ms: int | None = to_epoch_ms(valid.occurred_at)
+        except (OverflowError, ValueError):
+            occurred_ms = None
+        now_ms = to_epoch_ms(self._clock())
+        implausible = self._times.problem(valid.occurred_at, occurred_ms, now_ms)
+        if implausible is not None or occurred_ms is None:
+            detail = implausible or "occurred_at is out of range"
+            dump = valid.model_dump(mode="json")
+            self._letters.refuse(result, origin, Reason.IMPLAUSIBLE_TIME, detail, dump, index)
+            return
+        ahead_ms = occurred_ms - now_ms
         if ahead_ms > self._max_skew_ms:
             detail = (
                 f"occurred_at is {ahead_ms / 60_000:.0f} minutes in the future, more than the "
                 f"{self._max_skew_ms // 60_000}-minute clock skew allowed "
                 "(ENGAGEMENT_MAX_CLOCK_SKEW_S): check the source's clock or time zone"
             )
-            self._refuse(result, origin, Reason.FUTURE_DATED, detail, valid.model_dump(mode="json"))
+            dump = valid.model_dump(mode="json")
+            self._letters.refuse(result, origin, Reason.FUTURE_DATED, detail, dump, index)
             return
+        pseudonym = self._pseudonymise(valid.student_id)
+        kind, context = self._kind_and_context(valid)
         day, hour = self._day(occurred_ms)
+        signal = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": valid.event_id,
+            "pseudonym": pseudonym,
+            "source": self.source,
+            "occurred_at_ms": occurred_ms,
+            "day": day,
+            "hour": hour,
+            "kind": kind,
+            "context": context,
+            "published_at_ms": origin.published_at_ms,
+            "raw_partition": origin.partition,
+        }
+        if session := getattr(valid, "session_id", None):
+            signal["session"] = session  # attendance: a later mark for it replaces this one
         result.identities[pseudonym] = valid.student_id
-        result.signals.append(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "event_id": valid.event_id,
-                "pseudonym": pseudonym,
-                "source": self.source,
-                "occurred_at_ms": occurred_ms,
-                "day": day,
-                "hour": hour,
-                "kind": kind,
-                "context": context,
-                "published_at_ms": origin.published_at_ms,
-                "raw_partition": origin.partition,
-            }
-        )
-
-    def _refuse(
-        self,
-        result: IngestResult,
-        origin: Origin,
-        reason: Reason,
-        detail: str,
-        payload: Any,
-        index: int | None = None,
-    ) -> None:
-        if isinstance(payload, bytes):
-            text = payload[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-        else:
-            text = json.dumps(payload, default=str)[: _EXCERPT_CHARS * 4]
-        event_id = payload.get("event_id") if isinstance(payload, dict) else None
-        result.dead.append(
-            DeadLetter(
-                reason=reason,
-                detail=detail,
-                topic=origin.topic,
-                partition=origin.partition,
-                offset=origin.offset,
-                index=index,
-                event_id=event_id if isinstance(event_id, str) else None,
-                received_at=self._clock(),
-                payload_excerpt=redact(text),
-            )
-        )
+        result.signals.append(signal)
+        result.events += 1

@@ -6,6 +6,12 @@ so a decision taken then is final, and a live run and a replay of the same event
 same decisions. Each closed day is first checked for data gaps, then every student on the
 partition is evaluated for it, in day order.
 
+A register correction made on a later day than the session it corrects takes effect on the
+day it was made (:mod:`agents.model.corrections`): decisions before that day read the marks as
+they stood, so they never depend on when the correction happened to arrive; on that day the
+rules' earlier decisions that counted the session are re-evaluated and recorded as based on
+data later corrected.
+
 Nudges and gap events are sent before the detector records what it decided
 (``Detection.commit``), so a crash in between decides again and re-sends the same ids, which
 the notifier delivers once.
@@ -17,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from agents.model.corrections import apply_corrections, take_effect
 from agents.model.eventtime import local_day_of_ms
 from agents.model.health import HealthConfig, covers, find_gaps, watched_sources
 from agents.model.reference import Enrolment
@@ -150,7 +157,17 @@ class Detector:
             student = self._student(item, enrolments.get(item.pseudonym), gaps)
             student.exemptions = exemptions.get(item.pseudonym, ())
             student.known_from = low
-            for day in range(max(start, student.first_day), closed + 1):
+            begin = max(start, student.first_day)
+            if item.corrections:  # the marks as known before ``begin``; scores read them anew
+                known = [c for c in item.corrections if c.effective < begin]
+                student.facts = apply_corrections(dict(student.facts), known)
+                low_day = min(c.day for c in item.corrections)
+                for stale in [d for d in student._scores if d >= low_day]:
+                    del student._scores[stale]
+            for day in range(begin, closed + 1):
+                made = [c for c in item.corrections if c.effective == day]
+                if made:
+                    detection.nudges.extend(take_effect(self.rules, student, made, day, self.zone))
                 detection.nudges.extend(evaluate_day(self.rules, student, day, self.zone))
                 detection.evaluations += len(self.rules.rules)
             text = encode_states(student.states, student.last_prompt)
@@ -166,8 +183,10 @@ class Detector:
     async def _load(self, members: list[str], low: int, closed: int) -> list[StoredStudent]:
         """Students with facts for [low, closed], reading only days not already cached.
 
-        A closed day's facts never change again (a later event for it is too late), so each
-        worker keeps the days it has read and asks Redis only for the days since.
+        A closed day's facts never change again (a later event for it is too late; a later
+        register correction is kept apart, with the day it took effect, and applied by
+        ``_decide``), so each worker keeps the days it has read and asks Redis only for the
+        days since.
         """
         by_start: dict[int, list[str]] = {}
         for who in members:
@@ -208,6 +227,7 @@ class Detector:
             first_day=local_day_of_ms(item.first_ms, self.zone),
             facts=item.facts,
             sponsored_visa=enrolment.sponsored_visa if enrolment else False,
+            term_start=enrolment.term_start if enrolment else None,
             gaps=covered,
             states=item.states,
             last_prompt=item.last_prompt,

@@ -14,7 +14,8 @@ from redis.exceptions import ResponseError
 from agents.context import Context
 from agents.detect import Detection, Detector
 from agents.model.eventtime import day_start_ms, from_epoch_ms
-from agents.store.state import ApplyResult, BatchRefused, EngagementStore
+from agents.offsets import OffsetGuard
+from agents.store.state import ApplyResult, BatchRefused, EngagementStore, Late
 from schemas.common import Reason
 from schemas.deadletter import DeadLetter
 from schemas.sources import SOURCES, SourceRegistry
@@ -57,6 +58,8 @@ class EngagementAgent:
             self.metrics.source_health.labels(source, location).set(value)
         # The batch handler and the idle sweep never decide at the same time.
         self._lock = asyncio.Lock()
+        # A signals log behind the stored offsets (the broker lost it) is noticed, not skipped.
+        self.offsets = OffsetGuard(ctx, store)
 
     async def set_aside(
         self,
@@ -97,6 +100,7 @@ class EngagementAgent:
                 continue
             messages.append((message.partition, message.offset, value))
             kept.append(message)
+        await self.offsets.check(messages)
         try:
             return await self._apply(messages)
         except (ResponseError, BatchRefused):
@@ -113,21 +117,18 @@ class EngagementAgent:
             total.skipped_messages += one.skipped_messages
             total.watermarks.update(one.watermarks)
             total.late.extend(one.late)
+            total.corrections += one.corrections
         return total
 
     async def handle(self, events: Sequence[Any]) -> None:
         """Apply the batch, then decide any day it closed."""
         started = time.perf_counter()
         result = await self.apply(events)
-        grace_h = self.detector.grace_ms / 3_600_000
         for late in result.late:
-            detail = (
-                f"the event is {late.late_ms / 3_600_000:.1f} h older than the latest event of "
-                f"its partition; events more than {grace_h:g} h late are not counted "
-                "(ENGAGEMENT_LATE_GRACE_HOURS)"
-            )
-            await self.set_aside(late, detail, Reason.TOO_LATE, late.event_id)
-            self.metrics.late_events.labels(late.source).inc()
+            reason, detail = self._refusal(late)
+            await self.set_aside(late, detail, reason, late.event_id)
+            if reason is not Reason.DUPLICATE_CONFLICT:
+                self.metrics.late_events.labels(late.source).inc()
         self.metrics.duplicates.inc(result.duplicates)
         self.metrics.signals_applied.inc(result.applied)
         self.metrics.redelivered_messages.inc(result.skipped_messages)
@@ -141,6 +142,29 @@ class EngagementAgent:
         if stamps and stamps[0]:
             self.metrics.publish_to_state_seconds.observe(max(0.0, time.time() - stamps[0]))
         self.metrics.batch_seconds.labels("state").observe(time.perf_counter() - started)
+
+    def _refusal(self, late: Late) -> tuple[Reason, str]:
+        """The dead letter's reason and sentence for an event the state did not count."""
+        if late.reason == Reason.DUPLICATE_CONFLICT:
+            return Reason.DUPLICATE_CONFLICT, (
+                f"the {late.source} feed already sent an event with this event_id that said "
+                "something else (another kind, place or session); it was counted and this "
+                "one was not. A resend must repeat the event exactly; a new event "
+                "needs an event_id of its own"
+            )
+        grace_h = self.detector.grace_ms / 3_600_000
+        behind = f"{late.late_ms / 3_600_000:.1f} h older than the latest event of its partition"
+        if late.reason == Reason.CORRECTION_TOO_LATE:
+            return Reason.CORRECTION_TOO_LATE, (
+                f"this attendance mark corrects an earlier mark for the same student and "
+                f"session, but it is {behind}; corrections more than {grace_h:g} h late are "
+                "not applied and the earlier mark stands (ENGAGEMENT_LATE_GRACE_HOURS). Send "
+                "a correction with the time it was made"
+            )
+        return Reason.TOO_LATE, (
+            f"the event is {behind}; events more than {grace_h:g} h late are not counted "
+            "(ENGAGEMENT_LATE_GRACE_HOURS)"
+        )
 
     async def decide(self, partitions: Iterable[int], published_s: float | None = None) -> None:
         """Decide newly closed days; send gaps and nudges; only then record the decisions."""

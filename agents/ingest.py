@@ -29,6 +29,7 @@ from mode import Service
 from agents.context import Context
 from agents.decode import Ingestor, IngestResult, Origin
 from agents.model.pseudonym import Pseudonymiser
+from agents.plausible import TimeBounds
 from agents.router import Feed, SignalRouter
 from agents.store.state import EngagementStore, FeedState
 from ops.health import PartitionLag
@@ -57,6 +58,7 @@ def raw_ingestors(settings: Settings, sources: SourceRegistry = SOURCES) -> dict
             max_message_bytes=settings.max_message_bytes,
             max_event_bytes=settings.max_event_bytes,
             max_skew_s=settings.max_clock_skew_s,
+            times=TimeBounds.of(settings.term_start, settings.zone, settings.late_grace_hours),
             sources=sources,
         )
         for source in sources
@@ -104,6 +106,9 @@ class RawIngest(Service):
         ctx.app.on_rebalance_complete.connect(self._on_rebalance_complete)
         self.committed_offsets: dict[TopicPartition, int] = {}
         ctx.lag_sources.append(self.lag)
+        for topic in self.ingestors:  # at zero, so that `increase` sees the first regression
+            for partition in range(settings.partitions):
+                self.metrics.offset_regressions.labels(self.group, topic, str(partition))
 
     def lag(self) -> list[PartitionLag]:
         """The raw partitions this worker reads: high watermark and committed offset."""
@@ -137,6 +142,7 @@ class RawIngest(Service):
             enable_idempotence=False,
             linger_ms=5,
             max_request_size=4 * 1024 * 1024,
+            **settings.kafka_client_options(),  # TLS / SASL login, as every Kafka client
         )
         self.consumer = AIOKafkaConsumer(
             *self.ingestors,
@@ -149,6 +155,7 @@ class RawIngest(Service):
             # The embedded broker answers JoinGroup after about half the session timeout.
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
+            **settings.kafka_client_options(),
         )
         await self.producer.start()
         await self.consumer.start()
@@ -241,6 +248,7 @@ class RawIngest(Service):
         if now - self._last_tick < 1.0:
             return
         self._last_tick = now
+        await self.rewind_past_end()
 
         shared = await self._report(self._committed, now)
         self._committed = {}
@@ -253,10 +261,56 @@ class RawIngest(Service):
         ]
         await asyncio.gather(*pending)
 
+    def _regressed(self, tp: TopicPartition, next_offset: int, highwater: int | None) -> None:
+        """Say that a raw partition's log is behind where this ingest had read it to."""
+        log.warning(
+            "offset regression on %s partition %s (group %s): this ingest had read up to "
+            "offset %s, but the log now ends at %s. The broker lost its log or the topic was "
+            "created again; events published before that and not yet read are gone. Reading "
+            "the new log from its start (an event read twice counts once)",
+            tp.topic, tp.partition, self.group, next_offset - 1,
+            "an unknown offset" if highwater is None else highwater,
+        )  # fmt: skip
+        self.metrics.offset_regressions.labels(self.group, tp.topic, str(tp.partition)).inc()
+        self.committed_offsets.pop(tp, None)  # said once; the next commit is on the new log
+
+    def notice_regressions(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """A batch that starts below what this ingest committed, or a log that ends before it,
+        means a new log: nothing was undone (raw offsets only say where to read), so say so."""
+        assert self.consumer is not None  # noqa: S101  # started in on_start
+        for tp, records in batch.items():
+            committed = self.committed_offsets.get(tp)
+            if committed is None or not records:
+                continue
+            highwater = self.consumer.highwater(tp)
+            if records[0].offset < committed or (highwater is not None and highwater < committed):
+                self._regressed(tp, committed, highwater)
+
+    async def rewind_past_end(self) -> None:
+        """While idle: a partition whose log ends before this ingest's position or commit was
+        emptied or created again. The embedded broker answers a fetch past the end with nothing
+        (not an out-of-range error), so the consumer would wait there for the new log to catch
+        up, skipping it: read it from its start instead."""
+        assert self.consumer is not None  # noqa: S101  # started in on_start
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await self.consumer.position(tp)
+                committed = self.committed_offsets.get(tp)
+                if position > highwater or (committed is not None and committed > highwater):
+                    self._regressed(tp, max(position, committed or 0), highwater)
+                    if position > highwater:
+                        await self.consumer.seek_to_beginning(tp)
+            except KafkaError:  # revoked meanwhile: its next owner looks at it
+                continue
+
     async def handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
         """Decode a batch, write what it became, then commit the raw offsets."""
         assert self.producer is not None and self.consumer is not None  # noqa: S101
         started = time.perf_counter()
+        self.notice_regressions(batch)
         result = await self.decode(batch)
 
         async def remember() -> None:

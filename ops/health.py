@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,27 @@ async def broker_answers(bootstrap: str, timeout_s: float = 1.0) -> str | None:
         writer.close()
         return None
     return "no broker answers (" + "; ".join(problems) + ")"
+
+
+async def topics_missing(
+    list_topics: Callable[[], Awaitable[Iterable[str]]],
+    required: Iterable[str],
+    timeout_s: float = 2.0,
+) -> str | None:
+    """None when every required topic exists on the broker, else which are missing (or why
+    the broker's topics could not be listed). A broker that restarted empty answers, and
+    accepts connections, but holds none of them: nothing would be consumed."""
+    try:
+        existing = set(await asyncio.wait_for(list_topics(), timeout_s))
+    except Exception as exc:
+        return f"cannot list the broker's topics: {str(exc) or type(exc).__name__}"
+    missing = sorted(set(required) - existing)
+    if not missing:
+        return None
+    return (
+        f"{len(missing)} topic(s) missing: {', '.join(missing)}. The broker lost them or they "
+        "were deleted. A worker creates them when it starts (as does the compose topics job)"
+    )
 
 
 @dataclass

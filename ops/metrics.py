@@ -52,6 +52,7 @@ class Metrics:
     batch_seconds: Histogram
     publish_to_state_seconds: Histogram
     publish_to_nudge_seconds: Histogram
+    offset_regressions: Counter
 
 
 class _Unmeasured:
@@ -225,8 +226,8 @@ def _create(reg: CollectorRegistry) -> Metrics:
         ),
         ready=Gauge(
             "engagement_ready",
-            "1 when /readyz answers ready (broker and Redis reachable, partitions assigned, "
-            "not stuck).",
+            "1 when /readyz answers ready (broker and Redis reachable, topics present, "
+            "partitions assigned, not stuck).",
             registry=reg,
         ),
         source_gaps=Counter(
@@ -263,6 +264,13 @@ def _create(reg: CollectorRegistry) -> Metrics:
             "engagement_publish_to_nudge_seconds",
             "Publish time of the newest event of the batch that closed a day to its nudges.",
             buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        offset_regressions=Counter(
+            "engagement_offset_regressions_total",
+            "Partitions found behind the offsets already processed from them: the broker lost "
+            "its log or the topic was created again.",
+            ["group", "topic", "partition"],
             registry=reg,
         ),
     )

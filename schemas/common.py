@@ -44,7 +44,10 @@ class Reason(StrEnum):
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     PROCESSING_ERROR = "processing_error"
     TOO_LATE = "too_late"
+    CORRECTION_TOO_LATE = "correction_too_late"
+    DUPLICATE_CONFLICT = "duplicate_conflict"
     FUTURE_DATED = "future_dated"
+    IMPLAUSIBLE_TIME = "implausible_time"
 
 
 # Field names that carry assessment results or special-category personal data (UK GDPR art. 9).

@@ -10,7 +10,14 @@ from schemas.common import SCHEMA_VERSION, Reason, WireModel
 
 
 class DeadLetter(WireModel):
-    """One refused input. The payload excerpt never carries a student id."""
+    """One refused input: one message, or one event of an envelope (``index`` says which).
+
+    Nothing in it identifies a student. Letters from decoding (``agents.letters``) show only
+    the allow-listed fields of the event's schema (``agents.redact.EXCERPT_FIELDS``), replace
+    an event id that is not opaque by a keyed hash (``h_…``) and never quote the input in the
+    sentence; the other producers (too-late events, reference records, preference changes)
+    send no excerpt.
+    """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     reason: Reason
@@ -18,7 +25,18 @@ class DeadLetter(WireModel):
     topic: str
     partition: int
     offset: int
-    index: int | None = Field(default=None, description="Position inside an envelope, if any.")
-    event_id: str | None = None
+    index: int | None = Field(
+        default=None,
+        description="0-based position of the event in its envelope or replayed batch; null "
+        "when the whole message was refused.",
+    )
+    event_id: str | None = Field(
+        default=None,
+        description="The refused event's id; from decoding, h_ and a keyed hash of it unless "
+        "it is opaque.",
+    )
     received_at: AwareDatetime
-    payload_excerpt: str
+    payload_excerpt: str = Field(
+        description="At most 512 characters: the allow-listed fields, '[redacted]' for the "
+        "schema's other fields, and a count of the fields left out."
+    )

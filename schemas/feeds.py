@@ -42,7 +42,9 @@ class AttendanceMark(RawEvent):
     module: ShortText
     expected_start: EventTime
     expected_end: EventTime
-    status: Literal["present", "late", "absent", "excused"]
+    # A later mark for the same student and session replaces this one (a register correction);
+    # "withdrawn" takes the session off the student's record altogether.
+    status: Literal["present", "late", "absent", "excused", "withdrawn"]
     capture_method: Literal["card", "register", "qr", "app", "bluetooth", "manual", "other"] = (
         "other"
     )

@@ -70,8 +70,10 @@ class Nudge(WireModel):
     mode: Literal["live", "shadow"] = Field(
         default="live", description="A shadow decision is logged and never sent."
     )
-    suppressed: Literal["exemption", "data_gap"] | None = Field(
-        default=None, description="Why the decision must not reach anyone, if it must not."
+    suppressed: Literal["exemption", "data_gap", "data_corrected"] | None = Field(
+        default=None,
+        description="Why the decision must not reach anyone, if it must not; data_corrected: a "
+        "record that an earlier decision was based on register data later corrected.",
     )
     created_at: AwareDatetime = Field(description="Event time at which the rule fired.")
     explanation: Explanation

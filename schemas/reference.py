@@ -17,7 +17,8 @@ from schemas.fields import EventTime, ShortText, StudentId
 
 
 class RosterEntry(WireModel):
-    """A student on the roster: personal tutor, course, module enrolments, visa sponsorship."""
+    """A student on the roster: personal tutor, course, module enrolments, visa sponsorship,
+    and the day their current term started for them."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     student_id: StudentId
@@ -25,6 +26,11 @@ class RosterEntry(WireModel):
     course: ShortText | None = None
     modules: tuple[ShortText, ...] = ()
     sponsored_visa: bool = False
+    term_starts_on: date | None = Field(
+        default=None,
+        description="First day of the student's current term (their enrolment day if they "
+        "joined later). Rules count their windows from it; absent: from the first record.",
+    )
 
 
 class TimetableSession(WireModel):

@@ -3,7 +3,9 @@
 A rule has an id and a version (both part of every nudge id it makes), a plain-English
 description, the sources it reads, a window, a threshold, a tier, a cooldown, channels, a
 message template and a mode: ``live`` (decisions go to the notifier), ``shadow`` (decisions are
-logged as shadow interventions and never sent) or ``off``.
+logged as shadow interventions and never sent) or ``off``. A window rule also says how much
+evidence it needs before it may fire: ``min_days`` of its window within the student's term
+(the whole window unless set) and, for attendance, ``min_sessions`` expected sessions.
 """
 
 from __future__ import annotations
@@ -47,9 +49,14 @@ class Kind(StrEnum):
 
 
 # The values a message template may use, per kind (every kind also gets COMMON_FIELDS).
+# ``window`` is the window the decision actually read, in words: "14 days", or "the 9 days
+# since term started" when the rule may fire on part of its window (``min_days``).
 COMMON_FIELDS = frozenset(
-    {"window_days", "since", "until", "score", "band", "threshold", "rule", "description"}
+    {"window_days", "window", "since", "until", "score", "band", "threshold", "rule", "description"}
 )
+# Kinds whose evidence is the daily score: their window is covered from the first day with a
+# score made wholly of days in the student's term.
+SCORE_KINDS = frozenset({Kind.LOW_SCORE, Kind.SCORE_DROP})
 KIND_FIELDS: dict[Kind, frozenset[str]] = {
     Kind.INACTIVITY: frozenset({"days", "last_active", "sources"}),
     Kind.ATTENDANCE_RATE: frozenset({"attended", "expected", "percent", "threshold_percent"}),
@@ -73,6 +80,13 @@ class Rule(BaseModel):
     window_days: int = Field(ge=1, le=120)
     threshold: float | None = None
     min_sessions: int = Field(default=1, ge=1)
+    min_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=120,
+        description="Fewest days of the window that must lie in the student's term before the "
+        "rule may fire (None: the whole window; score_drop: half of it).",
+    )
     tier: Tier
     route: Route
     cooldown_days: int = Field(ge=0, le=365)
@@ -97,8 +111,38 @@ class Rule(BaseModel):
         if self.after and self.kind is not Kind.ESCALATION:
             msg = "after: only escalation rules follow other rules"
             raise ValueError(msg)
+        self._check_min_days()
         self._check_template()
         return self
+
+    def _check_min_days(self) -> None:
+        if self.min_days is None:
+            return
+        if self.kind is Kind.ESCALATION:
+            msg = (
+                "min_days: an escalation rule follows a prompt and reads no window of its own; "
+                "remove min_days"
+            )
+            raise ValueError(msg)
+        if self.min_days > self.window_days:
+            msg = (
+                f"min_days: {self.min_days} is more than the window of {self.window_days} days; "
+                f"use at most {self.window_days} (or leave it out to need the whole window)"
+            )
+            raise ValueError(msg)
+
+    @property
+    def required_days(self) -> int:
+        """Days of the window that must lie in the student's term before the rule may fire.
+
+        Unset, the whole window; for ``score_drop`` half of it (the baseline is an average,
+        and a new student has a usable one after half the window).
+        """
+        if self.min_days is not None:
+            return self.min_days
+        if self.kind is Kind.SCORE_DROP:
+            return (self.window_days + 1) // 2
+        return self.window_days
 
     def _check_threshold(self) -> None:
         needs = {

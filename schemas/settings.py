@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.credentials import CREDENTIALS_ENV, Credentials
 from schemas.errors import ConfigError
 from schemas.topics import TopicNames
 
@@ -16,6 +18,7 @@ from schemas.topics import TopicNames
 ENV = {
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "redis_url": "REDIS_URL",
+    **CREDENTIALS_ENV,  # logins to Kafka and Redis: schemas/credentials.py
     "state_dir": "ENGAGEMENT_STATE_DIR",
     "topic_prefix": "ENGAGEMENT_TOPIC_PREFIX",
     "key_prefix": "ENGAGEMENT_KEY_PREFIX",
@@ -43,6 +46,7 @@ ENV = {
     "notifier_tick_s": "ENGAGEMENT_NOTIFIER_TICK_S",
     "lag_interval_s": "ENGAGEMENT_LAG_INTERVAL_S",
     "stuck_after_s": "ENGAGEMENT_STUCK_AFTER_S",
+    "offset_regression": "ENGAGEMENT_OFFSET_REGRESSION",
     "prompt_cooldown_hours": "ENGAGEMENT_PROMPT_COOLDOWN_HOURS",
     "notifier_concurrency": "ENGAGEMENT_NOTIFIER_CONCURRENCY",
     "web_port": "ENGAGEMENT_WEB_PORT",
@@ -57,6 +61,7 @@ ENV = {
     "redis_retry_s": "ENGAGEMENT_REDIS_RETRY_S",
     "late_grace_hours": "ENGAGEMENT_LATE_GRACE_HOURS",
     "max_clock_skew_s": "ENGAGEMENT_MAX_CLOCK_SKEW_S",
+    "term_start": "ENGAGEMENT_TERM_START",
     "feed_idle_s": "ENGAGEMENT_FEED_IDLE_S",
     "fetch_max_wait_ms": "ENGAGEMENT_FETCH_MAX_WAIT_MS",
     "log_level": "ENGAGEMENT_LOG_LEVEL",
@@ -69,7 +74,7 @@ def _env(field: str) -> AliasChoices:
     return AliasChoices(ENV[field])
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, Credentials):
     """Typed, frozen configuration. Build it with :func:`load_settings`, never at import time."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -103,7 +108,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None,
         validation_alias=_env("webhook_secret"),
-        description="Shared secret of the X-Engagement-Signature HMAC-SHA256 header.",
+        description="Shared secret of the webhook-signature header (Standard Webhooks: "
+        "HMAC-SHA256 of id, timestamp and body); raw text or whsec_<base64>. While rotating, "
+        "two separated by a space: the notifier signs with both.",
     )
     channels: str = Field(
         default="email=webhook,sms=webhook,app=webhook",
@@ -157,6 +164,14 @@ class Settings(BaseSettings):
         description="A partition with lag whose committed offset has not moved for this long "
         "makes /readyz answer not ready.",
     )
+    offset_regression: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        validation_alias=_env("offset_regression"),
+        description="Where a worker resumes a signals partition whose log is behind the offsets "
+        "stored with the state (the broker lost its log, or the topic was created again): "
+        "`earliest`, the start of the new log; `latest`, its end as found (a log restored "
+        "from a backup of what was already applied).",
+    )
     notifier_concurrency: int = Field(
         default=16,
         ge=1,
@@ -171,11 +186,19 @@ class Settings(BaseSettings):
         validation_alias=_env("notifier_tick_s"),
         description="Seconds between the notifier's checks for due prompts and escalations.",
     )
-    web_port: int = Field(default=6066, ge=1, le=65535, validation_alias=_env("web_port"))
+    web_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        validation_alias=_env("web_port"),
+        description="Port of /healthz, /readyz and /metrics; unset: each role's own default "
+        "(WEB_PORTS), so a worker and the notifier on one host do not collide.",
+    )
     web_bind: str = Field(
         default="127.0.0.1",
         validation_alias=_env("web_bind"),
-        description="Address of /healthz and /metrics; 0.0.0.0 in a container.",
+        description="Address the web server of /healthz, /readyz, /metrics and /status "
+        "listens on: loopback unless set (0.0.0.0 in a container, behind its network).",
     )
     max_message_bytes: int = Field(
         default=1_048_576, ge=1024, validation_alias=_env("max_message_bytes")
@@ -208,6 +231,13 @@ class Settings(BaseSettings):
         le=86_400,
         validation_alias=_env("max_clock_skew_s"),
         description="How far in the future an event may be dated before it is refused.",
+    )
+    term_start: date | None = Field(
+        default=None,
+        validation_alias=_env("term_start"),
+        description="First day of the earliest term counted (YYYY-MM-DD, institution time); "
+        "events dated before it, less the late grace period, are refused implausible_time. "
+        "Unset: anything from 2000-01-01 on.",
     )
     late_grace_hours: float = Field(
         default=48,
@@ -256,7 +286,7 @@ class Settings(BaseSettings):
             raise ValueError(msg) from exc
         return value
 
-    @field_validator("rules_file", "messages_file", "teams_file", mode="before")
+    @field_validator("rules_file", "messages_file", "teams_file", "term_start", mode="before")
     @classmethod
     def _unset_if_empty(cls, value: object) -> object:
         # The compose file passes `${VAR:-}`: an empty value means "use the shipped file".
@@ -281,6 +311,10 @@ class Settings(BaseSettings):
         """Channel name → transport name."""
         return parse_channel_routes(self.channels)
 
+    def web_port_for(self, role: str) -> int:
+        """The web port of a process of ``role``: ENGAGEMENT_WEB_PORT, or the role's default."""
+        return self.web_port if self.web_port is not None else WEB_PORTS[role]
+
     @property
     def topics(self) -> TopicNames:
         """Topic names under this deployment's prefix."""
@@ -291,6 +325,10 @@ class Settings(BaseSettings):
         """The institution's timezone, for day boundaries."""
         return ZoneInfo(self.timezone)
 
+
+# Each process's default web port: two processes on one host must not take the same one (the
+# second would fail to bind, and `engagement check` would ask the wrong process).
+WEB_PORTS: dict[str, int] = {"worker": 6066, "notifier": 6067}
 
 CHANNEL_NAMES = ("email", "sms", "app")
 TRANSPORT_NAMES = ("webhook", "smtp", "kafka")

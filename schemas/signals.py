@@ -26,8 +26,15 @@ class Signal(WireModel):
     occurred_at_ms: int = Field(description="Event time, milliseconds since the Unix epoch (UTC).")
     day: int = Field(description="Calendar day in the institution's timezone, as a date ordinal.")
     hour: int = Field(default=0, ge=0, le=23, description="Local hour of the day (source health).")
-    kind: str = Field(description="present/late/absent/excused, the VLE action, or in/out.")
+    kind: str = Field(
+        description="present/late/absent/excused/withdrawn, the VLE action, or in/out."
+    )
     context: str = Field(description="Module, course or building the signal belongs to.")
+    session: str = Field(
+        default="",
+        description="The timetabled session an attendance mark is for: a later mark for the "
+        "same student and session replaces it (a correction). Empty for other feeds.",
+    )
     published_at_ms: int | None = Field(
         default=None, description="When the publisher sent the raw event, for latency figures."
     )

@@ -1,9 +1,10 @@
 """The notifier's configuration, checked as a whole before it starts.
 
 Every problem is collected and reported together, each naming the environment variable or
-file to fix: a channel routed to a transport that is not set up, a webhook without its
-secret, SMTP without a host or sender, a prompt rule none of whose channels is configured,
-and errors in the message templates or the teams file.
+file to fix: a channel routed to a transport that is not set up, a webhook without a usable
+secret (one, or two while rotating; each long enough), SMTP without a host or sender, a
+prompt rule none of whose channels is configured, and errors in the message templates or the
+teams file.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from schemas.quiet import QuietHours
 from schemas.review import TeamsConfig, load_teams
 from schemas.rules import RuleSet
 from schemas.settings import ENV, Settings
+from sinks.channels.webhook import secret_key
 from sinks.messages import MessageTemplates, load_messages
 
 MIN_SECRET = 16
+MAX_SECRETS = 2  # the current one, and the one being replaced during a rotation
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,38 @@ def staff_routes(rules: RuleSet) -> set[Route]:
     return {r.route for r in rules.rules if r.tier is not Tier.PROMPT and r.mode != "off"}
 
 
+def _secret_problems(value: str) -> list[str]:
+    """What is wrong with ENGAGEMENT_WEBHOOK_SECRET: one secret, or two (new first, then old)
+    separated by a space while the notification service moves to the new one."""
+    name = ENV["webhook_secret"]
+    parts = value.split()
+    if not parts:
+        return [
+            f"{name} must be set to the shared secret the notification service verifies "
+            "the webhook-signature with; e.g. `openssl rand -hex 32`, or a Standard Webhooks "
+            "secret whsec_<base64>"
+        ]
+    if len(parts) > MAX_SECRETS:
+        return [
+            f"{name} holds {len(parts)} secrets: give one, or two separated by a space while "
+            "rotating (the notifier signs with each)"
+        ]
+    problems: list[str] = []
+    for n, part in enumerate(parts, start=1):
+        which = f"secret {n} of {len(parts)} in {name}" if len(parts) > 1 else name
+        try:
+            key = secret_key(part)
+        except ValueError as exc:
+            problems.append(f"{which}: {exc}")
+            continue
+        if len(key) < MIN_SECRET:
+            problems.append(
+                f"{which} is too short: at least {MIN_SECRET} characters (or {MIN_SECRET} "
+                "bytes after whsec_); e.g. `openssl rand -hex 32`"
+            )
+    return problems
+
+
 def _transport_problems(settings: Settings, used: set[str]) -> list[str]:
     problems: list[str] = []
     if "webhook" in used:
@@ -62,12 +97,7 @@ def _transport_problems(settings: Settings, used: set[str]) -> list[str]:
                     f"{ENV['webhook_url']} must be an http:// or https:// URL with a host"
                 )
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-        if len(secret) < MIN_SECRET:
-            problems.append(
-                f"{ENV['webhook_secret']} must be set to a shared secret of at least "
-                f"{MIN_SECRET} characters (the notification service verifies "
-                "X-Engagement-Signature with it); e.g. `openssl rand -hex 32`"
-            )
+        problems.extend(_secret_problems(secret))
     if "smtp" in used:
         if not settings.smtp_host:
             problems.append(f"{ENV['smtp_host']} is not set, but a channel is sent by SMTP")

@@ -76,7 +76,7 @@ class FactReader:
                 values[name] = decode(reply)
             except Exception as exc:  # kept, and raised only if the decision needs this fact
                 errors[name] = exc
-        status, sending_channel = values.get("status", (None, None))
+        status, sending_channel, begun = values.get("status", (None, None, 0))
         enrolment = values.get("tutor")
         student_id = values.get("recipient")
         facts = Facts(
@@ -84,6 +84,7 @@ class FactReader:
             now=now,
             status=status,
             sending_channel=sending_channel,
+            begun=begun,
             deferred_until=values.get("deferred_until"),
             tutor=enrolment.personal_tutor if enrolment is not None else None,
             recipient_known=student_id is not None,

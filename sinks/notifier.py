@@ -6,9 +6,12 @@ what it decided: record, queue for a human, defer, or deliver. The cooling-off c
 delivery are atomic writes, so they happen here.
 
 Deliveries are at-least-once towards the notification service and exactly-once as the
-student sees them: a ``sending`` mark is set before each delivery, and a notifier that dies
-before recording the result delivers again with the same idempotency key (the nudge id),
-which the service acknowledges as a repeat.
+student sees them: the attempt is recorded (a ``sending`` mark: channel and count) before it
+is handed to the transport, and a notifier that dies before recording the answer leaves it
+for the next one to resume, with the same idempotency key (the nudge id), which the service
+acknowledges as a repeat. Repeats are bounded: only a delivery in flight when a notifier
+stopped is sent again, once per stop and at most ``policy.MAX_BEGUN`` times; once the
+transport has answered, Redis being away delays the record, never causes another send.
 """
 
 from __future__ import annotations
@@ -216,7 +219,7 @@ class Notifier:
         if transport.breaker.state == "open":  # nothing sent, nothing claimed: wait, decide again
             raise HoldOn(channel.value, transport.name, transport.breaker.retry_in_s())
         held_since = await self.cooldown.claim(nudge.pseudonym, nudge.nudge_id, self.clock())
-        if held_since is not None:
+        if held_since is not None:  # a resumed delivery finds the claim it made before
             hours = self.cooldown.ms / 3_600_000
             await self._record(nudge, policy.cooldown_refused(held_since, hours, stage), waited_s)
             return
@@ -234,21 +237,32 @@ class Notifier:
             message=message,
             payload=payload(nudge, student_id, channel, message),
         )
-        await self.log.mark_sending(nudge.nudge_id, stage, channel)
+        begun = decision.begun  # deliveries begun by notifiers that stopped
+        await self.log.mark_sending(nudge.nudge_id, stage, channel, begun + 1)
         started = time.perf_counter()
         result = await transport.deliver(out)
         if result.reason == CIRCUIT_OPEN:  # another delivery holds the breaker's one trial
-            await self.log.clear_sending(nudge.nudge_id, stage)
-            await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
+            await self.log.clear_sending(nudge.nudge_id, stage, channel, begun)
+            if not begun:  # kept when an earlier delivery may have reached the student
+                await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
             raise HoldOn(channel.value, transport.name, transport.breaker.retry_in_s())
         self.metrics.delivery_seconds.labels(transport.name).observe(time.perf_counter() - started)
         self.metrics.deliveries.labels(channel.value, "ok" if result.ok else "failed").inc()
         if result.ok:
-            record = policy.delivered(channel, transport.name, result.attempts, stage)
+            record = policy.delivered(channel, transport.name, result.attempts, stage, begun)
         else:
-            await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
-            record = policy.delivery_failed(channel, result.reason, result.attempts, stage)
-        await self._record(nudge, record, waited_s, message)
+            record = policy.delivery_failed(channel, result.reason, result.attempts, stage, begun)
+        # The transport has answered: from here on only the record is retried while Redis is
+        # away. Deciding again would find the mark and send the message once more.
+        release = not result.ok and not begun  # a failure gives the claim back, unless an
+        # earlier delivery (begun by a notifier that stopped) may have reached the student
+
+        async def finish(_waited_s: float) -> None:
+            if release:
+                await self.cooldown.release(nudge.pseudonym, nudge.nudge_id)
+            await self._record(nudge, record, waited_s, message)
+
+        await self._patiently("notify", finish)
 
     async def _record(
         self,

@@ -3,10 +3,11 @@
 The notifier reads every fact in one batched Redis read, calls ``decide`` and carries out the
 decision. The checks keep this order: already decided? → shadow → suppressed by the detector →
 needs a human (invitation, referral: the review queue) → preferences (fail closed) → a delivery
-begun before a crash → a channel the student has not opted out of → quiet hours → recipient →
-deliver. Claiming the cooling-off period and the delivery itself are atomic writes, so they stay
-with the notifier; the records they end in are made here too (``cooldown_refused``,
-``delivered``, ``delivery_failed``), so that every sentence of the notifier's records lives here.
+begun before a crash (finished, unless notifiers stopped ``MAX_BEGUN`` times while delivering
+it) → a channel the student has not opted out of → quiet hours → recipient → deliver.
+Claiming the cooling-off period and the delivery itself are atomic writes, so they stay with
+the notifier; the records they end in are made here too (``cooldown_refused``, ``delivered``,
+``delivery_failed``), so that every sentence of the notifier's records lives here.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ SHADOW_DETAIL: Final = (
 RESUMED_NOTE: Final = (
     " A delivery had been started before the notifier stopped; it was not attempted again."
 )
+# Deliveries of one nudge begun by notifiers that stopped before recording the answer, after
+# which it is not begun again: a crash loop (a service that hangs, a notifier killed while it
+# waits) must not re-send the same message at every restart.
+MAX_BEGUN: Final = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Facts:
     now: datetime
     status: Status = None  # "done" once the stage recorded its decision
     sending_channel: Channel | None = None  # the channel of a delivery begun, not recorded
+    begun: int = 0  # deliveries begun and not recorded (each by a notifier that stopped)
     preferences: Preferences = field(default_factory=Preferences)
     deferred_until: datetime | None = None  # due time of a prompt already deferred
     tutor: str | None = None  # the student's personal tutor (for invitations)
@@ -120,11 +126,13 @@ class Postpone:
 @dataclass(frozen=True)
 class Deliver:
     """Claim the cooling-off period and deliver on ``channel``; ``resumed``: a delivery begun
-    before a crash, finished on its channel with the same idempotency key."""
+    before a crash, finished on its channel with the same idempotency key; ``begun``: how
+    many deliveries stopped notifiers had begun before this one."""
 
     channel: Channel
     stage: Stage
     resumed: bool = False
+    begun: int = 0
 
 
 Decision = Skip | Wait | Record | Queue | Defer | Postpone | Deliver
@@ -205,6 +213,8 @@ def _resume(nudge: Nudge, facts: Facts, config: Config) -> Decision:
     channel = facts.sending_channel
     if channel is None or channel not in config.channels or not facts.preferences.allows(channel):
         return _opted_out(nudge, facts.stage, config, note=RESUMED_NOTE)
+    if facts.begun >= MAX_BEGUN:
+        return interrupted(channel, facts.begun, facts.stage)
     return _deliver(channel, facts, resumed=True)
 
 
@@ -218,7 +228,7 @@ def _deliver(channel: Channel, facts: Facts, *, resumed: bool = False) -> Decisi
             "Not sent: the student's contact identity has expired or was erased.",
             stage=facts.stage,
         )
-    return Deliver(channel, facts.stage, resumed)
+    return Deliver(channel, facts.stage, resumed, facts.begun if resumed else 0)
 
 
 def _opted_out(nudge: Nudge, stage: Stage, config: Config, note: str = "") -> Record:
@@ -292,27 +302,63 @@ def cooldown_refused(held_since: datetime, hours: float, stage: Stage) -> Record
     )
 
 
-def delivered(channel: Channel, transport: str, attempts: int, stage: Stage) -> Record:
-    """The notification service accepted the message."""
+def delivered(
+    channel: Channel, transport: str, attempts: int, stage: Stage, begun: int = 0
+) -> Record:
+    """The notification service accepted the message. ``begun``: deliveries begun before
+    this one by notifiers that stopped; they count as attempts (each may have reached it)."""
     return Record(
         Outcome.DELIVERED,
         "delivered",
-        f"Sent by {channel.value} through the notification service ({transport}).",
+        f"Sent by {channel.value} through the notification service ({transport})."
+        + _begun_note(begun),
         stage=stage,
         channels=(channel,),
-        attempts=attempts,
+        attempts=begun + attempts,
     )
 
 
-def delivery_failed(channel: Channel, reason: str, attempts: int, stage: Stage) -> Record:
+def delivery_failed(
+    channel: Channel, reason: str, attempts: int, stage: Stage, begun: int = 0
+) -> Record:
     """Every attempt failed; ``reason`` is the transport's (e.g. ``http_500``, ``timeout``)."""
     return Record(
         Outcome.FAILED,
         reason,
-        f"Not sent by {channel.value}: delivery failed after {attempts} attempts ({reason}).",
+        f"Not sent by {channel.value}: delivery failed after {attempts} attempts ({reason})."
+        + _begun_note(begun),
         stage=stage,
         channels=(channel,),
-        attempts=attempts,
+        attempts=begun + attempts,
+    )
+
+
+def interrupted(channel: Channel, begun: int, stage: Stage) -> Record:
+    """Notifiers stopped ``begun`` times while delivering this prompt: it is not begun again.
+    The cooling-off period stays claimed (the student may have the message); the record
+    carries the message as it would have read."""
+    return Record(
+        Outcome.FAILED,
+        "interrupted",
+        f"Not sent again by {channel.value}: the notifier stopped {begun} times while "
+        "delivering it, before the notification service answered, so it was not tried once "
+        "more. The service may have received it, always as the same message (the nudge id "
+        "as its key).",
+        stage=stage,
+        channels=(channel,),
+        attempts=begun,
+        message_channel=channel,
+    )
+
+
+def _begun_note(begun: int) -> str:
+    if begun <= 0:
+        return ""
+    times = "once" if begun == 1 else f"{begun} times"
+    return (
+        f" The notifier had stopped {times} while delivering it, before the answer was "
+        "recorded; it was sent again as the same message (the nudge id as its key), so the "
+        f"service may have received it {begun + 1} times."
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from ops.health import (
     faust_partitions,
     publish_lag,
     redis_answers,
+    topics_missing,
 )
 from ops.metrics import create_metrics, initialise_labels
 from ops.status import register_status_pages
@@ -35,6 +37,19 @@ def broker_url(bootstrap: str, scheme: str = "kafka") -> str:
     """Faust's broker URL for a comma-separated bootstrap list."""
     hosts = (host.strip() for host in bootstrap.split(","))
     return ";".join(f"{scheme}://{host}" for host in hosts if host)
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's login to the brokers, from the same settings as every other Kafka client."""
+    context = settings.kafka_ssl_context()
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,  # SASL_SSL when set, SASL_PLAINTEXT when None
+        )
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def create_app(
@@ -69,8 +84,18 @@ def create_app(
         broker_session_timeout=10,
         broker_heartbeat_interval=3,
         producer_acks=-1,
-        web_port=settings.web_port,
+        broker_credentials=broker_credentials(settings),
+        web_port=settings.web_port_for(role),
         web_bind=settings.web_bind,
+        # Only our own pages are served (/healthz, /readyz, /metrics, /status). Faust's views
+        # would show table data (/table/), the cluster's worker URLs (/router/), sensor
+        # statistics and partition assignment (/, /assignment/), the service graph (/graph/)
+        # and /performance/, without authentication; nothing here uses them (no Faust tables).
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         # Agents catch their own errors; a crash must stop the process so that it restarts.
         worker_redirect_stdouts=False,
     )
@@ -106,12 +131,23 @@ def create_app(
 
     app.timer(settings.lag_interval_s, name="engagement-lag")(measure_lag)
 
+    async def broker_topics() -> set[str]:
+        # Asked afresh through the app's own producer (its login, no topic auto-created): the
+        # clients' cached metadata still lists topics a broker that restarted empty has lost.
+        producer = getattr(app.producer, "_producer", None)  # aiokafka's, once started
+        if producer is None:
+            msg = "the producer has not started yet"
+            raise RuntimeError(msg)
+        cluster = await producer.client.fetch_all_metadata()
+        return set(cluster.topics())
+
     async def readiness() -> Readiness:
         assigned = partitions()
         checks = {
             "redis": await redis_answers(ctx.redis),
             "broker": await broker_answers(kafka_bootstrap),
             "partitions": None if assigned else "no partitions assigned yet",
+            "topics": await topics_missing(broker_topics, settings.topics.all),
         }
         stuck = [
             f"{r.topic}[{r.partition}]: lag {r.lag}, no commit for {settings.stuck_after_s:.0f}s"
@@ -124,6 +160,8 @@ def create_app(
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         report = await readiness()
-        return web.json(report.as_json(), status=200 if report.ready else 503)
+        # Which process answered: `engagement check` refuses an answer from the wrong role.
+        body = {**report.as_json(), "role": role, "pid": os.getpid()}
+        return web.json(body, status=200 if report.ready else 503)
 
     return app, ctx

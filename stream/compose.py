@@ -110,7 +110,11 @@ def build_notifier(
             ", ".join(config.messages.example_fields),
         )
     names = settings.topics
-    producer = RecordProducer(ctx.kafka_bootstrap, client_id="engagement-notifier")
+    producer = RecordProducer(
+        ctx.kafka_bootstrap,
+        client_id="engagement-notifier",
+        client_options=ctx.settings.kafka_client_options(),
+    )
     interventions = InterventionLog(
         ctx.redis,
         settings.key_prefix,
@@ -192,8 +196,11 @@ def preflight(runtime: Runtime, role: Role = "worker") -> RuleSet:
         raise ConfigError(str(exc)) from None
     if role == "notifier":
         load_notifier_config(settings, rules)  # channels, messages, teams: before connecting
-    wait_for_services(runtime.kafka_bootstrap, runtime.redis_url, PREFLIGHT_TIMEOUT_S)
-    ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions)
+    kafka_options = settings.kafka_client_options()  # TLS / SASL login, when configured
+    wait_for_services(
+        runtime.kafka_bootstrap, runtime.redis_url, PREFLIGHT_TIMEOUT_S, kafka_options
+    )
+    ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions, kafka_options)
     return rules
 
 

@@ -12,8 +12,10 @@ import socket
 import struct
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis
 
@@ -25,7 +27,9 @@ __all__ = [
     "ServiceError",
     "http_get",
     "probe_kafka",
+    "probe_kafka_login",
     "probe_redis",
+    "redacted",
     "wait_external",
     "wait_for_services",
     "wait_until",
@@ -122,6 +126,37 @@ def probe_kafka(bootstrap: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         raise last
 
 
+def probe_kafka_login(
+    bootstrap: str, options: Mapping[str, object], timeout: float = PROBE_TIMEOUT_S
+) -> None:
+    """Succeed if a broker accepts a TLS and/or SASL login with ``options`` (the raw Metadata
+    probe cannot log in); the client's error otherwise."""
+    from kafka import KafkaAdminClient  # kafka-python: only when a login is needed
+    from kafka.errors import KafkaError
+
+    try:
+        admin: Any = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="engagement-probe",
+            request_timeout_ms=int(timeout * 1000),
+            **options,
+        )
+    except KafkaError as exc:  # e.g. NoBrokersAvailable, a refused login
+        msg = f"{type(exc).__name__}: {exc}"
+        raise ProbeError(msg) from exc
+    admin.close()
+
+
+def redacted(url: str) -> str:
+    """A service URL fit for a message: a password in it is replaced by ***."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + host))
+
+
 def probe_redis(url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Succeed if Redis at url answers PING; raise the client's error otherwise."""
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
@@ -177,17 +212,30 @@ def wait_external(
         raise ServiceError(msg) from exc
 
 
-def wait_for_services(kafka_bootstrap: str, redis_url: str, timeout: float) -> None:
-    """Wait until the broker and then Redis answer, both within ``timeout`` seconds in all."""
+def wait_for_services(
+    kafka_bootstrap: str,
+    redis_url: str,
+    timeout: float,
+    kafka_options: Mapping[str, object] | None = None,
+) -> None:
+    """Wait until the broker and then Redis answer, both within ``timeout`` seconds in all.
+
+    With ``kafka_options`` (TLS or SASL, from ``Settings.kafka_client_options``) the broker
+    must also accept the login."""
     deadline = time.monotonic() + timeout
+    options = kafka_options or {}
     wait_external(
         "Kafka",
         kafka_bootstrap,
-        lambda: probe_kafka(kafka_bootstrap),
+        (lambda: probe_kafka_login(kafka_bootstrap, options))
+        if options
+        else (lambda: probe_kafka(kafka_bootstrap)),
         deadline,
         "KAFKA_BOOTSTRAP_SERVERS",
     )
-    wait_external("Redis", redis_url, lambda: probe_redis(redis_url), deadline, "REDIS_URL")
+    wait_external(
+        "Redis", redacted(redis_url), lambda: probe_redis(redis_url), deadline, "REDIS_URL"
+    )
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:

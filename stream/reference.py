@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,14 +60,22 @@ def read_records(
     return records, refused
 
 
-def publish_reference(bootstrap: str, topics: TopicNames, kind: str, path: Path) -> ReferenceReport:
+def publish_reference(
+    bootstrap: str,
+    topics: TopicNames,
+    kind: str,
+    path: Path,
+    client_options: Mapping[str, object] | None = None,
+) -> ReferenceReport:
     """Validate a JSONL file of one kind of reference record and publish it, keyed by id."""
     if kind not in ID_FIELD:
         msg = f"unknown reference data {kind!r}; expected one of {', '.join(ID_FIELD)}"
         raise ValueError(msg)
     records, refused = read_records(kind, path.read_text(encoding="utf-8").splitlines())
     report = ReferenceReport(refused=refused)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **(client_options or {})
+    )
     try:
         for key, value in records:
             producer.send(topics.reference(kind), key=key.encode(), value=value)

@@ -57,4 +57,5 @@ def load_runtime(**overrides: object) -> Runtime:
             f"the local stack with `engagement stack up` (state in {settings.state_dir})."
         )
         raise ConfigError(msg)
-    return Runtime(settings, kafka, redis_url)
+    # REDIS_PASSWORD_FILE (a container secret) joins the URL here, where every client gets it.
+    return Runtime(settings, kafka, settings.redis_url_with_password(redis_url))

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from schemas.nudges import Tier
-from schemas.rules import Mode, RuleSet
+from schemas.rules import SCORE_KINDS, Kind, Mode, Rule, RuleSet
 
 _TIER_WORDS = {
     Tier.PROMPT: "an automated prompt to the student",
     Tier.INVITATION: "an invitation for a member of staff to get in touch",
     Tier.REFERRAL: "a referral for staff review",
 }
+
+
+def _evidence(rule: Rule) -> str | None:
+    """How much of its window must lie in the student's term before the rule may fire
+    (term: from the roster's term start, else from the student's first record)."""
+    if rule.kind is Kind.ESCALATION:
+        return None
+    lie = "have scores from" if rule.kind in SCORE_KINDS else "lie in"
+    if rule.required_days >= rule.window_days:
+        text = f"Decides only once all {rule.window_days} days {lie} the student's term"
+    else:
+        text = (
+            f"Decides once at least {rule.required_days} of its {rule.window_days} days {lie} "
+            "the student's term, saying how many it read"
+        )
+    if rule.kind is Kind.ATTENDANCE_RATE:
+        text += f", with at least {rule.min_sessions} expected sessions"
+    return text + "."
 
 
 def describe(rules: RuleSet) -> str:
@@ -37,6 +55,9 @@ def describe(rules: RuleSet) -> str:
             f"  Reads {', '.join(rule.sources)} over {rule.window_days} days; fires {cooldown}."
             + scope
         )
+        evidence = _evidence(rule)
+        if evidence:
+            lines.append(f"  {evidence}")
         if rule.mode is Mode.SHADOW:
             lines.append("  Shadow: decisions are logged for review and never sent.")
         elif rule.mode is Mode.OFF:

@@ -2,8 +2,10 @@
 
 A finder answers whether the rule's condition holds on ``day``; when it does, the ``Finding``
 carries the window it holds over, the values its message template may use, the metrics a
-nudge reports and the threshold in words. Deciding what to do about a finding (episodes,
-cooldowns, data gaps, exemptions) is :mod:`agents.model.rules`.
+nudge reports and the threshold in words. A finder reads only the part of its window that lies
+in the student's term, and finds nothing while that part is shorter than the rule needs
+(:mod:`agents.model.coverage`). Deciding what to do about a finding (episodes, cooldowns, data
+gaps, exemptions) is :mod:`agents.model.rules`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agents.model.coverage import Coverage, coverage
 from agents.model.eventtime import pretty
 from agents.model.student import Student
 from schemas.rules import Kind, Rule, ScoreModel
@@ -28,6 +31,8 @@ class Finding:
     values: dict[str, str | int | float]
     metrics: dict[str, float | int]
     threshold: str
+    covered: Coverage | None = None
+    """The part of the rule's window read (None: the rule reads no window, e.g. escalation)."""
 
 
 Finder = Callable[[Rule, Student, int, ScoreModel], Finding | None]
@@ -47,36 +52,42 @@ def _quiet_since(
     return day - student.first_day + 1, f"before {pretty(student.first_day)}"
 
 
-def _quiet_window(rule: Rule, student: Student, day: int) -> tuple[int, int, str] | None:
-    """(window start, days quiet, last active in words) when no day in the window shows
-    activity on the rule's sources; None otherwise, or before a full window since first sight."""
-    start = day - rule.window_days + 1
-    if start < student.first_day:
+def _quiet_window(
+    rule: Rule, student: Student, day: int, model: ScoreModel
+) -> tuple[Coverage, int, str] | None:
+    """(the window read, days quiet, last active in words) when no day of the covered window
+    shows activity on the rule's sources; None otherwise, or when too little is covered."""
+    covered = coverage(rule, student, day, model.window_days)
+    if covered is None:
         return None
-    for d in range(start, day + 1):
+    for d in range(covered.start, day + 1):
         facts = student.day(d)
         if any(facts.active(s) for s in rule.sources):
             return None
-    days, seen = _quiet_since(student, day, start, rule.sources)
-    return start, days, seen
+    days, seen = _quiet_since(student, day, covered.start, rule.sources)
+    return covered, days, seen
 
 
 def _inactivity(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
-    quiet = _quiet_window(rule, student, day)
+    quiet = _quiet_window(rule, student, day, model)
     if quiet is None:
         return None
-    start, days, seen = quiet
+    covered, days, seen = quiet
     where = ", ".join(SOURCES[s].activity for s in rule.sources)
     return Finding(
-        start,
+        covered.start,
         {"days": days, "last_active": seen, "sources": where},
         {"days_without_activity": days},
-        f"no activity ({', '.join(rule.sources)}) for {rule.window_days} days",
+        f"no activity ({', '.join(rule.sources)}) for {covered.words()}",
+        covered,
     )
 
 
 def _attendance(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
-    start = day - rule.window_days + 1
+    covered = coverage(rule, student, day, model.window_days)
+    if covered is None:
+        return None
+    start = covered.start
     attended = expected = 0
     first_session: int | None = None
     for d in range(start, day + 1):
@@ -106,22 +117,26 @@ def _attendance(rule: Rule, student: Student, day: int, model: ScoreModel) -> Fi
             "attendance_rate": round(rate, 4),
         },
         f"attendance below {share}% of at least {rule.min_sessions} timetabled sessions over "
-        f"{rule.window_days} days",
+        f"{covered.words()}",
+        covered,
     )
 
 
 def _low_score(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
-    start = day - rule.window_days + 1
+    covered = coverage(rule, student, day, model.window_days)
+    if covered is None:
+        return None
     threshold = rule.threshold or 0.0
-    for d in range(start, day + 1):
+    for d in range(covered.start, day + 1):
         score = student.score(d, model)
         if score is None or score > threshold:
             return None
     return Finding(
-        start,
-        {"days": rule.window_days},
-        {"days_at_or_below_threshold": rule.window_days},
-        f"engagement score at or below {threshold:g} every day for {rule.window_days} days",
+        covered.start,
+        {"days": covered.days},
+        {"days_at_or_below_threshold": covered.days},
+        f"engagement score at or below {threshold:g} every day for {covered.words()}",
+        covered,
     )
 
 
@@ -129,35 +144,39 @@ def _score_drop(rule: Rule, student: Student, day: int, model: ScoreModel) -> Fi
     score = student.score(day, model)
     if score is None or score > 5.0 - (rule.threshold or 0.0):
         return None  # no baseline (at most 5) could be that far above today's score
-    start = day - rule.window_days
-    scores = [s for d in range(start, day) if (s := student.score(d, model)) is not None]
-    if len(scores) * 2 < rule.window_days:
+    covered = coverage(rule, student, day, model.window_days)
+    if covered is None:
         return None  # not enough history for a baseline of the student's own
+    scores = [s for d in range(covered.start, day) if (s := student.score(d, model)) is not None]
+    if not scores:
+        return None
     baseline = round(sum(scores) / len(scores), 1)
     drop = round(baseline - score, 1)
     if drop < (rule.threshold or 0.0):
         return None
     return Finding(
-        start,
+        covered.start,
         {"baseline": baseline, "drop": drop},
         {"baseline_score": baseline, "score_drop": drop},
-        f"score {rule.threshold:g} or more points below the student's own average over the "
-        f"previous {rule.window_days} days",
+        f"score {rule.threshold:g} or more points below the student's own average over "
+        + (f"the previous {covered.words()}" if covered.full else covered.words()),
+        covered,
     )
 
 
 def _no_contact(rule: Rule, student: Student, day: int, model: ScoreModel) -> Finding | None:
     if rule.applies_to == "sponsored_visa" and not student.sponsored_visa:
         return None
-    quiet = _quiet_window(rule, student, day)
+    quiet = _quiet_window(rule, student, day, model)
     if quiet is None:
         return None
-    start, days, seen = quiet
+    covered, days, seen = quiet
     return Finding(
-        start,
+        covered.start,
         {"days": days, "last_contact": seen},
         {"days_without_contact": days},
-        f"no attended contact point for {rule.window_days} days",
+        f"no attended contact point for {covered.words()}",
+        covered,
     )
 
 

@@ -18,6 +18,8 @@ class Enrolment:
     modules: frozenset[str]
     sponsored_visa: bool
     personal_tutor: str | None
+    term_start: int | None = None
+    """The first day of the student's current term (a day ordinal), when the roster says."""
 
 
 @dataclass(frozen=True)

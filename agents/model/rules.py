@@ -5,7 +5,9 @@ day by day in order, with the same inputs, so both make exactly the same decisio
 decides at most once per *episode* (a run of consecutive days on which its condition holds)
 and not again within its cooldown. A window that touches a data gap on one of the rule's
 sources never produces a nudge; an exemption that overlaps the window turns the nudge into a
-suppressed record that says why.
+suppressed record that says why. A rule whose window is not yet covered by enough days of the
+student's term finds nothing (:mod:`agents.model.coverage`); one that decides on part of its
+window says so in the nudge.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def _nudge(
     inputs = score_inputs(student.facts, day, model.window_days)
     values: dict[str, str | int | float] = {
         "window_days": rule.window_days,
+        "window": finding.covered.words() if finding.covered else f"{rule.window_days} days",
         "since": pretty(finding.start),
         "until": pretty(day),
         "score": "not yet known" if score is None else f"{score:g}",
@@ -70,6 +73,9 @@ def _nudge(
         "description": rule.description,
     }
     values.update(finding.values)
+    partial = finding.covered.note() if finding.covered else None
+    if partial:
+        notes = (partial, *notes)
     start, end = date.fromordinal(finding.start), date.fromordinal(day)
     created = datetime.combine(end, _END_OF_DAY, tzinfo=zone)
     return Nudge(

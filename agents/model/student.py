@@ -26,6 +26,9 @@ class Student:
     last_prompt: Prompt | None = None
     known_from: int | None = None
     """The earliest day whose facts were loaded (None: every day since the first)."""
+    term_start: int | None = None
+    """The first day of the student's current term, from the roster (their enrolment day if
+    they joined later); None when the roster does not say."""
     _scores: dict[int, float | None] = field(default_factory=dict)
 
     def score(self, day: int, model: ScoreModel) -> float | None:
@@ -33,6 +36,12 @@ class Student:
         if day not in self._scores:
             self._scores[day] = daily_score(self.facts, day, self.first_day, model)
         return self._scores[day]
+
+    @property
+    def observed_from(self) -> int:
+        """The first day the rules' windows count: the term start when the roster gives one,
+        else the day the student was first seen."""
+        return self.first_day if self.term_start is None else self.term_start
 
     def day(self, day: int) -> DayFacts:
         """Facts of one day."""

@@ -26,6 +26,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _enrolment(data: dict[str, Any]) -> Enrolment:
+    """A stored roster entry as the model reads it (entries stored before the term start was
+    kept have none)."""
+    return Enrolment(
+        frozenset(data["modules"]),
+        bool(data["sponsored_visa"]),
+        data["personal_tutor"],
+        data.get("term_start"),
+    )
+
+
 class ReferenceStore:
     """Applies reference records and answers the detector's questions about them."""
 
@@ -78,6 +89,7 @@ class ReferenceStore:
             "sponsored_visa": entry.sponsored_visa,
             "personal_tutor": entry.personal_tutor,
             "course": entry.course,
+            "term_start": entry.term_starts_on.toordinal() if entry.term_starts_on else None,
         }
         who = self.pseudonymise(entry.student_id)
         await self.redis.set(self.keys.roster(who), json.dumps(value))
@@ -122,10 +134,7 @@ class ReferenceStore:
         out = {}
         for who, value in zip(pseudonyms, values, strict=True):
             if value is not None:
-                data = json.loads(value)
-                out[who] = Enrolment(
-                    frozenset(data["modules"]), bool(data["sponsored_visa"]), data["personal_tutor"]
-                )
+                out[who] = _enrolment(json.loads(value))
         return out
 
     async def exemptions(self, pseudonyms: Sequence[str]) -> dict[str, tuple[Period, ...]]:
@@ -169,9 +178,6 @@ class ReferenceStore:
         def decode(value: Any) -> Enrolment | None:
             if value is None:
                 return None
-            data = json.loads(value)
-            return Enrolment(
-                frozenset(data["modules"]), bool(data["sponsored_visa"]), data["personal_tutor"]
-            )
+            return _enrolment(json.loads(value))
 
         return decode

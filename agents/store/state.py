@@ -4,8 +4,11 @@ Keys: the ``state``, ``seen``, ``members``, ``offsets``, ``watermarks``, ``first
 ``decided``, ``feeds``, ``activity``, ``identity``, ``health_done`` and ``gaps`` families of the
 key register (``schemas/keys.py``), which says what each holds and how long it is kept. The
 student hash holds ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks as
-``present,late,absent,excused``, ``first`` and ``ls:{source}`` (epoch ms) and ``rs`` (the
-encoded rule state).
+``present,late,absent,excused`` (each session once, with the status of its latest mark made
+that day), ``ac`` (register corrections made on a later day than the session's, each with the
+day it takes effect), ``first`` and ``ls:{source}`` (epoch ms) and ``rs`` (the encoded rule
+state). The seen hashes (two generations per student) hold the event ids counted, by feed,
+and every session's marks; see ``lua/state_apply.lua``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from agents.model.corrections import Correction, parse_corrections
 from agents.model.rulestate import Prompt, RuleState, decode_states
 from agents.model.score import DayFacts
 from agents.store.scripts import script
@@ -40,13 +44,17 @@ class FeedState:
 
 @dataclass(frozen=True)
 class Late:
-    """An event that arrived more than the grace period behind its partition; not counted."""
+    """An event the state did not count, and why: more than the grace period behind its
+    partition (``too_late``; ``correction_too_late`` when it corrects an earlier mark), or an
+    event id the feed already used for an event that said something else
+    (``duplicate_conflict``)."""
 
     event_id: str
     source: str
     late_ms: int
     partition: int
     offset: int
+    reason: str = "too_late"
 
 
 @dataclass
@@ -57,7 +65,8 @@ class ApplyResult:
     duplicates: int = 0
     skipped_messages: int = 0
     watermarks: dict[int, int] = field(default_factory=dict)
-    late: list[Late] = field(default_factory=list)
+    late: list[Late] = field(default_factory=list)  # every event refused, with its reason
+    corrections: int = 0  # attendance marks that replaced an earlier mark
 
 
 @dataclass
@@ -70,6 +79,7 @@ class StoredStudent:
     states: dict[str, RuleState]
     last_prompt: Prompt | None
     stored: str  # the encoded rule state as read, to write back only what changed
+    corrections: tuple[Correction, ...] = ()  # register corrections, by the day they took effect
 
 
 def _text(value: Any) -> str:
@@ -127,11 +137,15 @@ class EngagementStore:
         args.extend((len(sources), *sources, json.dumps(key_map)))
         for message in messages:
             args.extend(message)
-        applied, duplicates, skipped, wms, late = await self._script(keys=keys, args=args)
-        result = ApplyResult(int(applied), int(duplicates), int(skipped))
-        for i in range(0, len(late), 5):
-            event_id, source = _text(late[i]), _text(late[i + 1])
-            result.late.append(Late(event_id, source, *(int(v) for v in late[i + 2 : i + 5])))
+        reply = await self._script(keys=keys, args=args)
+        applied, duplicates, skipped, wms, late, corrections = reply
+        result = ApplyResult(
+            int(applied), int(duplicates), int(skipped), corrections=int(corrections)
+        )
+        for i in range(0, len(late), 6):
+            event_id, source, reason = _text(late[i]), _text(late[i + 1]), _text(late[i + 5])
+            late_ms, partition, offset = (int(v) for v in late[i + 2 : i + 5])
+            result.late.append(Late(event_id, source, late_ms, partition, offset, reason))
         for i in range(0, len(wms), 2):
             result.watermarks[int(wms[i])] = int(wms[i + 1])
         return result
@@ -140,7 +154,8 @@ class EngagementStore:
         self, messages: Sequence[tuple[int, int, bytes]]
     ) -> tuple[list[str], dict[str, Any]]:
         """Every key the batch touches, for ``KEYS``, and where each signal finds its own:
-        ``state[pseudonym]``, ``seen[pseudonym][day]``, ``activity[source][day]`` and
+        ``state[pseudonym]``, ``seen[pseudonym]`` (the first of the student's two seen
+        generations; the second follows it), ``activity[source][day]`` and
         ``members[partition]`` are indexes into ``KEYS``; ``whole_feed`` lists the sources
         counted as one location."""
         group = self.group
@@ -151,7 +166,7 @@ class EngagementStore:
             return len(keys)  # Lua's KEYS count from 1
 
         state: dict[str, int] = {}
-        seen: dict[str, dict[str, int]] = {}
+        seen: dict[str, int] = {}
         activity: dict[str, dict[str, int]] = {}
         members: dict[str, int] = {}
         for partition, offset, payload in messages:
@@ -163,9 +178,8 @@ class EngagementStore:
                     who, source, day = s["pseudonym"], s["source"], str(int(s["day"]))
                     if who not in state:
                         state[who] = add(self.keys.state(who))
-                    days = seen.setdefault(who, {})
-                    if day not in days:
-                        days[day] = add(self.keys.seen(who, day))
+                        seen[who] = add(self.keys.seen(who, 0))
+                        add(self.keys.seen(who, 1))
                     per_source = activity.setdefault(source, {})
                     if day not in per_source:
                         per_source[day] = add(self.keys.activity(source, day))
@@ -236,7 +250,7 @@ class EngagementStore:
     ) -> list[StoredStudent]:
         """Facts for days [first, last] and the rule state of each student (one pipeline)."""
         days = range(first, last + 1)
-        fields = ["first", "rs"]
+        fields = ["first", "rs", "ac"]
         for day in days:
             fields.extend((f"d:{day}:swipe", f"d:{day}:vle", f"a:{day}"))
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -249,15 +263,18 @@ class EngagementStore:
                 continue  # expired or erased
             text = _text(values[1]) if values[1] is not None else ""
             states, prompt = decode_states(text)
+            corrections = parse_corrections(_text(values[2])) if values[2] is not None else ()
             facts: dict[int, DayFacts] = {}
-            rest = values[2:]
+            rest = values[3:]
             for n, day in enumerate(days):
                 swipes, vle, marks = rest[3 * n : 3 * n + 3]
                 if swipes is None and vle is None and marks is None:
                     continue
                 p, lt, ab, ex = (int(c) for c in _text(marks).split(",")) if marks else (0,) * 4
                 facts[day] = DayFacts(p, lt, ab, ex, swipes=int(swipes or 0), vle=int(vle or 0))
-            students.append(StoredStudent(who, int(values[0]), facts, states, prompt, text))
+            students.append(
+                StoredStudent(who, int(values[0]), facts, states, prompt, text, corrections)
+            )
         return students
 
     async def commit_decisions(
@@ -346,3 +363,27 @@ class EngagementStore:
             return _text(value) if value is not None else None
 
         return decode
+
+    # -- applied offsets, read and set outside a batch (agents/offsets.py, `engagement offsets`)
+
+    async def applied_offsets(self, partitions: Iterable[int] | None = None) -> dict[int, int]:
+        """The last applied offset of each partition (of ``partitions``; all when None)."""
+        key = self.keys.offsets(self.group)
+        if partitions is None:
+            raw = await self.redis.hgetall(key)
+            return {int(k): int(v) for k, v in raw.items()}
+        wanted = list(partitions)
+        values = await self.redis.hmget(key, [str(p) for p in wanted]) if wanted else []
+        return {p: int(v) for p, v in zip(wanted, values, strict=True) if v is not None}
+
+    async def set_applied_offsets(self, offsets: Mapping[int, int | None]) -> None:
+        """Store these applied offsets; None (or below 0) forgets a partition's, so that its
+        next message is applied whatever its offset."""
+        key = self.keys.offsets(self.group)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for partition, offset in offsets.items():
+                if offset is None or offset < 0:
+                    pipe.hdel(key, str(partition))
+                else:
+                    pipe.hset(key, str(partition), offset)
+            await pipe.execute()

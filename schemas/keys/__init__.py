@@ -105,9 +105,9 @@ class Keys:
         """One student's state hash."""
         return STATE.key(self.prefix, pseudonym=pseudonym)
 
-    def seen(self, pseudonym: str, day: int | str) -> str:
-        """Event ids counted for one student and day."""
-        return SEEN.key(self.prefix, pseudonym=pseudonym, day=day)
+    def seen(self, pseudonym: str, slot: int | str) -> str:
+        """One generation (0 or 1) of what one student's events were (de-duplication)."""
+        return SEEN.key(self.prefix, pseudonym=pseudonym, slot=slot)
 
     def members(self, partition: int | str) -> str:
         """Students on one signals partition."""

@@ -38,6 +38,7 @@ _FIELD_PATTERNS: Final = {
     "nudge_id": r"n_[0-9a-f]{32}",
     "partition": r"\d+",
     "day": r"-?\d+",
+    "slot": r"\d+",
     "source": r"[a-z_]+",
     "group": r"[^:]+",
     "change_id": r"[^:]+",

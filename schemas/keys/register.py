@@ -32,14 +32,20 @@ _REGISTER: list[KeyFamily] = []
 STATE = _family(
     "state", "{p}:s:{pseudonym}", "hash",
     "One student's day counts per source (d:{day}:{source}), attendance marks per day "
-    "(a:{day}), first and last seen per source, rule state (rs).",
+    "(a:{day}), register corrections made on a later day (ac), first and last seen per "
+    "source, rule state (rs).",
     "name", Retention.RULE_STATE, "ENGAGEMENT_STATE_TTL_DAYS (60) after the last event",
     "pseudonym",
 )  # fmt: skip
 SEEN = _family(
-    "seen", "{p}:seen:{pseudonym}:{day}", "set",
-    "Event ids already counted for one student and day (de-duplication).",
-    "name", Retention.DEDUP, "ENGAGEMENT_DEDUP_TTL_DAYS (14)", "pseudonym",
+    "seen", "{p}:seen:{pseudonym}:{slot}", "hash",
+    "What one student's events were, in one generation (slot 0 or 1) spanning "
+    "ENGAGEMENT_DEDUP_TTL_DAYS of event time: a hash of feed and event id → a digest of the "
+    "event's content (de-duplication), and each attendance session → its marks (a correction "
+    "replaces the earlier mark). Earlier releases kept per-day sets here, numbered by the day.",
+    "name", Retention.DEDUP,
+    "ENGAGEMENT_DEDUP_TTL_DAYS (14) after the last write; emptied when the slot is reused",
+    "pseudonym",
 )  # fmt: skip
 MEMBERS = _family(
     "members", "{p}:members:{partition}", "set",
@@ -144,7 +150,7 @@ RECORDED = _family(
 )  # fmt: skip
 SENDING = _family(
     "sending", "{p}:sending:{record_id}", "string",
-    "The channel of a delivery begun and not yet recorded.",
+    "The channel of a delivery begun and not yet recorded, and how many were begun (channel|n).",
     "no", Retention.NOTIFICATION, "none: deleted by the record", "record_id",
 )  # fmt: skip
 COOLDOWN = _family(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from schemas.errors import EngagementError
@@ -30,7 +30,13 @@ class ProduceError(EngagementError):
 class RecordProducer:
     """Sends batches of (key, value) to a topic and waits for every acknowledgement."""
 
-    def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str,
+        client_options: Mapping[str, object] | None = None,
+    ) -> None:
         self._producer: Any = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
@@ -39,6 +45,7 @@ class RecordProducer:
             linger_ms=2,
             max_block_ms=10_000,  # waiting for metadata blocks the event loop: keep it short
             max_in_flight_requests_per_connection=5,
+            **(client_options or {}),  # TLS / SASL login: Settings.kafka_client_options()
         )
 
     async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:

@@ -1,7 +1,10 @@
 """The intervention log of record: Redis first (index + outbox, atomically), then the topic.
 
 Keys: the ``recorded``, ``sending``, ``interventions``, ``outbox`` and ``outbox_lock``
-families of the key register (``schemas/keys.py``).
+families of the key register (``schemas/keys.py``). A ``sending`` mark is written before each
+delivery is handed to its transport (``channel|n``: the n-th delivery begun without a record)
+and deleted by the record, so a notifier that finds one knows a delivery was begun by a
+notifier that stopped, on which channel, and how many times.
 
 A record is appended to Redis in one script (mark, index and outbox together), then
 published to the ``interventions`` topic by an idempotent ``acks=all`` producer and taken
@@ -132,22 +135,44 @@ class InterventionLog:
         return "sending" if sending is not None else None
 
     async def mark_sending(
-        self, nudge_id: str, stage: Stage = Stage.NOTIFIER, channel: Channel = Channel.EMAIL
+        self,
+        nudge_id: str,
+        stage: Stage = Stage.NOTIFIER,
+        channel: Channel = Channel.EMAIL,
+        begun: int = 1,
     ) -> None:
-        """Note that a delivery on ``channel`` is about to be attempted."""
-        await self.redis.set(self._sending(record_id(nudge_id, stage)), channel.value)
+        """Note, before handing it to the transport, that delivery number ``begun`` of this
+        nudge and stage is about to be attempted on ``channel``. The record deletes the mark;
+        a mark found later means a notifier stopped before the answer was recorded."""
+        key = self._sending(record_id(nudge_id, stage))
+        await self.redis.set(key, attempt_mark(channel, begun))
+
+    async def attempt(
+        self, nudge_id: str, stage: Stage = Stage.NOTIFIER
+    ) -> tuple[Channel | None, int] | None:
+        """The channel and number of the delivery begun and not recorded (None if none)."""
+        value = await self.redis.get(self._sending(record_id(nudge_id, stage)))
+        return None if value is None else parse_attempt(value)
 
     async def sending_channel(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> Channel | None:
         """The channel of a delivery begun and not recorded (None if none was begun)."""
-        value = await self.redis.get(self._sending(record_id(nudge_id, stage)))
-        if value is None:
-            return None
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        return Channel(text) if text in {c.value for c in Channel} else None
+        begun = await self.attempt(nudge_id, stage)
+        return None if begun is None else begun[0]
 
-    async def clear_sending(self, nudge_id: str, stage: Stage = Stage.NOTIFIER) -> None:
-        """Nothing was sent after all (the transport refused to try)."""
-        await self.redis.delete(self._sending(record_id(nudge_id, stage)))
+    async def clear_sending(
+        self,
+        nudge_id: str,
+        stage: Stage = Stage.NOTIFIER,
+        channel: Channel = Channel.EMAIL,
+        begun: int = 0,
+    ) -> None:
+        """Nothing was sent after all (the transport refused to try): the mark goes back to
+        what it was before, ``begun`` deliveries begun on ``channel`` (or none)."""
+        key = self._sending(record_id(nudge_id, stage))
+        if begun > 0:
+            await self.redis.set(key, attempt_mark(channel, begun))
+        else:
+            await self.redis.delete(key)
 
     async def append(self, record: InterventionRecord) -> bool:
         """Append ``record`` unless it already was; True when this call appended it.
@@ -225,19 +250,35 @@ class InterventionLog:
 
     def add_status_read(
         self, pipe: aioredis.client.Pipeline, nudge_id: str, stage: Stage = Stage.NOTIFIER
-    ) -> Callable[[Any], tuple[str | None, Channel | None]]:
-        """Add what ``status`` and ``sending_channel`` read to ``pipe`` (one MGET, for the
-        notifier's batched read); the function returned turns the reply into both answers."""
+    ) -> Callable[[Any], tuple[str | None, Channel | None, int]]:
+        """Add what ``status`` and ``attempt`` read to ``pipe`` (one MGET, for the notifier's
+        batched read); the function returned turns the reply into the status, the channel of
+        a delivery begun and not recorded, and how many such deliveries were begun."""
         rid = record_id(nudge_id, stage)
         pipe.mget(self.recorded_key(rid), self._sending(rid))
 
-        def decode(reply: Any) -> tuple[str | None, Channel | None]:
+        def decode(reply: Any) -> tuple[str | None, Channel | None, int]:
             recorded, sending = reply
             if recorded is not None:
-                return "done", None
+                return "done", None, 0
             if sending is None:
-                return None, None
-            text = sending.decode() if isinstance(sending, bytes) else str(sending)
-            return "sending", Channel(text) if text in {c.value for c in Channel} else None
+                return None, None, 0
+            return ("sending", *parse_attempt(sending))
 
         return decode
+
+
+def attempt_mark(channel: Channel, begun: int) -> str:
+    """The value of a ``sending`` mark: the channel, and how many deliveries of this nudge
+    and stage have been begun without a record (each by a notifier that stopped)."""
+    return f"{channel.value}|{begun}"
+
+
+def parse_attempt(value: bytes | str) -> tuple[Channel | None, int]:
+    """The channel (None if it is not one) and the number of deliveries begun, from a mark.
+    A mark written before the count was kept (the channel alone) counts as one."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    name, _, count = text.partition("|")
+    channel = Channel(name) if name in {c.value for c in Channel} else None
+    begun = int(count) if count.isdigit() else 1
+    return channel, max(begun, 1)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.settings import ENV
+from stream.cli.helptext import add_command
 
 
 def _state_dir() -> Path:
@@ -72,9 +73,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.no_publish:
         return 0
     runtime = load_runtime()
-    ensure_topics(runtime.kafka_bootstrap, runtime.settings.topics, runtime.settings.partitions)
+    settings = runtime.settings
+    login = settings.kafka_client_options()
+    ensure_topics(runtime.kafka_bootstrap, settings.topics, settings.partitions, login)
     with Publisher(
-        runtime.kafka_bootstrap, topics=runtime.settings.topics, envelope_size=args.envelope_size
+        runtime.kafka_bootstrap,
+        topics=settings.topics,
+        envelope_size=args.envelope_size,
+        client_options=login,
     ) as publisher:
         report = publish_simulation(sim, publisher)
     print(report.summary())
@@ -85,8 +91,9 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     """Run the local notification-service stand-in."""
     from stream.dev.receiver import serve
 
+    secrets = args.secret or os.environ.get(ENV["webhook_secret"], "").split()
     serve(
-        args.host, args.port, Path(args.out), args.secret or os.environ.get(ENV["webhook_secret"])
+        args.host, args.port, Path(args.out), secrets, insecure_local_test=args.insecure_local_test
     )
     return 0
 
@@ -129,40 +136,82 @@ def scratch_redis() -> Iterator[str]:
 
 def add_stack(sub: Any) -> None:
     """Register stack on the ``engagement`` parser."""
-    stack = sub.add_parser("stack", help="local broker and Redis: up, down, status")
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack = add_command(
+        sub,
+        "stack",
+        "a local broker and Redis for development",
+        ["engagement stack up", "engagement stack status", "engagement stack down"],
+        details="The stack runs in the background with its state in ENGAGEMENT_STATE_DIR "
+        "(.engagement); the other commands find it there. For development only.",
+    )
+    stack.add_argument("action", choices=["up", "down", "status"], help="what to do")
     stack.set_defaults(func=cmd_stack)
 
 
 def add_simulate(sub: Any) -> None:
     """Register simulate on the ``engagement`` parser."""
-    simulate = sub.add_parser("simulate", help="generate and publish a realistic cohort")
+    simulate = add_command(
+        sub,
+        "simulate",
+        "generate a realistic cohort and publish it",
+        [
+            "engagement simulate --students 500 --weeks 4 --truth truth.json",
+            "engagement simulate --no-publish --out sim   # files for replay and publish",
+        ],
+    )
     simulate.add_argument("--students", type=int, default=500)
     simulate.add_argument("--weeks", type=int, default=4)
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--start", default="2026-09-28", help="a Monday, YYYY-MM-DD")
-    simulate.add_argument("--truth", default="ground-truth.json")
+    simulate.add_argument("--truth", default="ground-truth.json", help="who disengages, when")
     simulate.add_argument("--envelope-size", type=int, default=500)
-    simulate.add_argument("--no-publish", action="store_true")
+    simulate.add_argument("--no-publish", action="store_true", help="only generate and write")
     simulate.add_argument("--out", help="also write events, roster, timetable and truth here")
     simulate.set_defaults(func=cmd_simulate)
 
 
 def add_receiver(sub: Any) -> None:
     """Register receiver on the ``engagement`` parser."""
-    receiver = sub.add_parser("receiver", help="a local stand-in for the notification service")
-    receiver.add_argument("--host", default="127.0.0.1")
+    receiver = add_command(
+        sub,
+        "receiver",
+        "a local stand-in for the notification service",
+        [
+            "engagement receiver --port 8080 --out received.jsonl",
+            "engagement receiver --insecure-local-test   # accepts unsigned requests: tests only",
+        ],
+        details="For development: it accepts webhook deliveries on /notify and appends each to "
+        "the --out file. It verifies the webhook-signature with the shared secret "
+        "(ENGAGEMENT_WEBHOOK_SECRET or --secret), refuses requests signed more than five "
+        "minutes ago and acts on each webhook-id once; it will not start without a secret "
+        "unless given --insecure-local-test. Runs until stopped.",
+    )
+    receiver.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
     receiver.add_argument("--port", type=int, default=8080)
     receiver.add_argument("--out", default="received.jsonl")
     receiver.add_argument(
-        "--secret", help="verify X-Engagement-Signature (default: ENGAGEMENT_WEBHOOK_SECRET)"
+        "--secret",
+        action="append",
+        help="the shared secret (give it twice while rotating; default: ENGAGEMENT_WEBHOOK_SECRET)",
+    )
+    receiver.add_argument(
+        "--insecure-local-test",
+        action="store_true",
+        help="start without a secret and accept unsigned requests: for a local test only",
     )
     receiver.set_defaults(func=cmd_receiver)
 
 
 def add_demo(sub: Any) -> None:
     """Register demo on the ``engagement`` parser."""
-    demo = sub.add_parser("demo", help="the whole product on the embedded stack, with a report")
+    demo = add_command(
+        sub,
+        "demo",
+        "the whole product on an embedded stack, with a report",
+        ["engagement demo", "engagement demo --students 200 --weeks 6"],
+    )
     demo.add_argument("--students", type=int, default=500)
     demo.add_argument("--weeks", type=int, default=4)
     demo.add_argument("--seed", type=int, default=7)
@@ -171,7 +220,15 @@ def add_demo(sub: Any) -> None:
 
 def add_bench(sub: Any) -> None:
     """Register bench on the ``engagement`` parser."""
-    bench = sub.add_parser("bench", help="throughput, latency percentiles and memory")
+    bench = add_command(
+        sub,
+        "bench",
+        "throughput, latency and memory of one worker",
+        [
+            "engagement bench --out bench-results.json   # the full run (minutes)",
+            "engagement bench --part worker --events 20000 --latency-seconds 5",
+        ],
+    )
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--envelope-size", type=int, default=500)
     bench.add_argument("--rate", type=int, default=2000, help="events/s for the latency phase")

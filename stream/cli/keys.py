@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from stream.cli.helptext import add_command
+
 
 def cmd_keys(args: argparse.Namespace) -> int:
     """Print the key register as a Markdown table."""
@@ -16,10 +18,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Register ``keys`` on the ``engagement`` parser."""
-    keys = sub.add_parser(
+    keys = add_command(
+        sub,
         "keys",
-        help="list every Redis key family: what it holds, about whom, how long it is kept",
-        description="Print the key register (docs/keys.md) as a Markdown table.",
-        epilog="example: engagement keys > keys.md",
+        "every Redis key: what it holds, about whom, how long",
+        ["engagement keys > keys.md"],
+        details="Prints the key register (docs/keys.md) as a Markdown table.",
     )
     keys.set_defaults(func=cmd_keys)

@@ -1,7 +1,7 @@
 """The ``engagement`` command: builds the parser from the command families and dispatches.
 
-Each family module (``run``, ``publish``, ``notify``, ``check``, ``rules``, ``keys``, ``replay``,
-``dev``)
+Each family module (``run``, ``publish``, ``notify``, ``check``, ``rules``, ``keys``, ``offsets``,
+``replay``, ``dev``)
 registers its own sub-commands and runs them; this module only decides the order in which
 ``engagement --help`` lists them and turns a known error into a message and an exit code.
 """
@@ -13,7 +13,18 @@ import sys
 from collections.abc import Sequence
 
 from schemas.errors import EngagementError
-from stream.cli import check, dev, keys, notify, publish, replay, rules, run
+from stream.cli import check, dev, keys, notify, offsets, publish, replay, rules, run
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps every command's summary on the command's own line in ``engagement --help``."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.nargs == argparse.PARSER:
+            # argparse measures the commands one indent less than it prints them, and wraps
+            # the longest (`interventions`) onto a line of its own.
+            self._action_max_length += self._indent_increment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,8 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engagement",
         description="Real-time engagement signals and respectful nudges for universities.",
+        epilog="examples:\n"
+        "  engagement stack up && engagement worker   # try it on a local broker and Redis\n"
+        "  engagement COMMAND --help                  # what a command does, with examples",
+        formatter_class=_Formatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     # The order of `engagement --help`: families interleave, so each registers one by one.
     dev.add_stack(sub)
     run.add_parsers(sub)  # worker, notifier
@@ -34,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_reference(sub)
     rules.add_parsers(sub)
     keys.add_parsers(sub)
+    offsets.add_parsers(sub)  # show, reset
     replay.add_parsers(sub)
     dev.add_demo(sub)
     dev.add_bench(sub)

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from schemas.errors import ConfigError
 from schemas.keys import Keys
+from stream.cli.helptext import add_command
 from stream.runtime import Runtime, load_runtime
 
 T = TypeVar("T")
@@ -113,7 +114,11 @@ def _publish(runtime: Runtime, topic: str, key: str, value: str) -> None:
     from sinks.channels.producer import RecordProducer
 
     async def go() -> None:
-        producer = RecordProducer(runtime.kafka_bootstrap, client_id="engagement-cli")
+        producer = RecordProducer(
+            runtime.kafka_bootstrap,
+            client_id="engagement-cli",
+            client_options=runtime.settings.kafka_client_options(),
+        )
         try:
             await producer.send_many(topic, [(key.encode(), value.encode())])
         finally:
@@ -215,7 +220,11 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     async def work(client: aioredis.Redis) -> int:
         producer = (
-            RecordProducer(runtime.kafka_bootstrap, client_id="engagement-review")
+            RecordProducer(
+                runtime.kafka_bootstrap,
+                client_id="engagement-review",
+                client_options=settings.kafka_client_options(),
+            )
             if args.action == "decide"
             else None
         )
@@ -280,9 +289,20 @@ def _print_items(items: list[Any], now: datetime) -> None:
 
 def add_parsers(sub: Any) -> None:
     """Register prefs, interventions and review on the ``engagement`` parser."""
-    prefs = sub.add_parser("prefs", help="show a student's opt-outs and history, or change them")
-    prefs.add_argument("action", choices=["show", "history", "set"])
-    prefs.add_argument("student_id")
+    prefs = add_command(
+        sub,
+        "prefs",
+        "show or change a student's opt-outs",
+        [
+            "engagement prefs show S1234567",
+            "engagement prefs set S1234567 --opt-out sms --source helpdesk",
+            "engagement prefs set S1234567 --opt-in all",
+        ],
+        details="A change is published on the preferences topic, as the student app does, and "
+        "applied by the notifier; `set` waits up to 10 s to show it applied.",
+    )
+    prefs.add_argument("action", choices=["show", "history", "set"], help="what to do")
+    prefs.add_argument("student_id", help="the student's institutional id")
     channels = ["all", "email", "sms", "app"]
     prefs.add_argument("--opt-out", nargs="+", choices=channels)
     prefs.add_argument("--opt-in", nargs="+", choices=channels)
@@ -290,11 +310,18 @@ def add_parsers(sub: Any) -> None:
     prefs.add_argument("--no-wait", action="store_true", help="do not wait for it to apply")
     prefs.set_defaults(func=cmd_prefs)
 
-    interventions = sub.add_parser(
-        "interventions", help="a student's intervention records, or export them all"
+    interventions = add_command(
+        sub,
+        "interventions",
+        "a student's intervention records, or export all",
+        [
+            "engagement interventions show S1234567",
+            "engagement interventions export --jsonl records.jsonl --xapi statements.jsonl "
+            "--since 2026-09-01",
+        ],
     )
-    interventions.add_argument("action", choices=["show", "export"])
-    interventions.add_argument("student_id", nargs="?")
+    interventions.add_argument("action", choices=["show", "export"], help="what to do")
+    interventions.add_argument("student_id", nargs="?", help="the student (show)")
     interventions.add_argument("--jsonl", help="write every record here, one JSON per line")
     interventions.add_argument("--xapi", help="write Jisc xAPI case statements here (JSONL)")
     interventions.add_argument("--since", help="only records decided at or after (ISO time)")
@@ -306,9 +333,20 @@ def add_parsers(sub: Any) -> None:
     )
     interventions.set_defaults(func=cmd_interventions)
 
-    review = sub.add_parser("review", help="the staff review queue: list, show, decide")
-    review.add_argument("action", choices=["list", "show", "decide"])
-    review.add_argument("nudge_id", nargs="?")
+    review = add_command(
+        sub,
+        "review",
+        "the staff review queue: list, show, decide",
+        [
+            "engagement review list --staff T001",
+            "engagement review show NUDGE_ID --staff T001",
+            "engagement review decide NUDGE_ID --staff T001 --action contacted",
+            'engagement review decide NUDGE_ID --staff T001 --action no_action --reason "spoke"',
+        ],
+        details="Every listing and view is audited. Teams come from ENGAGEMENT_TEAMS_FILE.",
+    )
+    review.add_argument("action", choices=["list", "show", "decide"], help="what to do")
+    review.add_argument("nudge_id", nargs="?", help="the item (show, decide), from `list`")
     review.add_argument("--staff", required=True, help="your staff id")
     review.add_argument(
         "--action",

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from schemas.errors import ConfigError
 from schemas.settings import ENV, Settings, load_settings
 from schemas.sources import SOURCES
+from stream.cli.helptext import add_command
 from stream.endpoints import load_endpoints
 from stream.runtime import dev_key
 
@@ -40,7 +41,7 @@ def _settings() -> Settings:
 def _redis_url(settings: Settings) -> Iterator[str]:
     """Redis to replay in: REDIS_URL, the running local stack, or one started for the replay."""
     if settings.redis_url:
-        yield settings.redis_url
+        yield settings.redis_url_with_password(settings.redis_url)
         return
     recorded = load_endpoints(settings.state_dir)
     if recorded is not None:
@@ -143,7 +144,18 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Register replay on the ``engagement`` parser."""
-    replay = sub.add_parser("replay", help="run the rules over historical files; backtest report")
+    replay = add_command(
+        sub,
+        "replay",
+        "backtest the rules on historical files",
+        [
+            "engagement replay --sim-dir sim --truth sim/truth.json",
+            "engagement replay --vle vle.jsonl --attendance registers.csv --rules my-rules.toml",
+            "engagement replay --oulad-vle studentVle.csv --oulad-sites vle.csv "
+            "--outcomes studentInfo.csv --outcome-course AAA-2013J",
+        ],
+        details="Nothing is sent and no broker is needed; see docs/replay.md.",
+    )
     for source in SOURCES:
         replay.add_argument(f"--{source}", action="append", default=[], metavar="FILE")
     replay.add_argument("--sim-dir", help="a directory written by `engagement simulate --out`")

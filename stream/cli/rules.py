@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stream.cli.helptext import add_command
+
 
 def cmd_rules(args: argparse.Namespace) -> int:
     """Validate a rules file and print its rules in words."""
@@ -24,7 +26,17 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Register rules on the ``engagement`` parser."""
-    rules = sub.add_parser("rules", help="validate a rules file and print it in words")
-    rules.add_argument("action", choices=["check"])
+    rules = add_command(
+        sub,
+        "rules",
+        "validate a rules file and print it in words",
+        [
+            "engagement rules check                          # the shipped rules",
+            "engagement rules check /etc/engagement/rules.toml",
+        ],
+        details="Exits 2 with one line per problem (line, rule and field) when the file is "
+        "not valid; the worker runs the same check at start-up.",
+    )
+    rules.add_argument("action", choices=["check"], help="check: validate and describe")
     rules.add_argument("file", nargs="?", help="default: the shipped rules")
     rules.set_defaults(func=cmd_rules)

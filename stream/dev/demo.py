@@ -27,6 +27,7 @@ from schemas.keys import REVIEW_QUEUE, Keys, family_of
 from schemas.preferences import PreferenceChange
 from schemas.settings import load_settings
 from stream.dev.processes import Child, ProcessError, free_port, scrape, total
+from stream.dev.reach import reach_report
 from stream.dev.simulate import DISENGAGING, SimConfig, Simulation, publish_simulation, simulate
 from stream.dev.stack import LocalStack
 from stream.publisher import Publisher
@@ -384,6 +385,7 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
                 received,
                 time.monotonic() - t0,
             )
+            _say(reach_report(sim, w, endpoints.kafka_bootstrap, settings, pseudonymise))
             _review_demo(env, client, prefix)
             nudged = _first_nudged(client, prefix, sim, pseudonymise)
             _stored_data(client, endpoints.redis_url, prefix, nudged)

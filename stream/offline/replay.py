@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from agents.decode import Ingestor, Origin
 from agents.detect import Detector
 from agents.model.pseudonym import Pseudonymiser
+from agents.plausible import TimeBounds
 from agents.router import SignalRouter
 from agents.store.reference import ReferenceStore
 from agents.store.state import EngagementStore
@@ -144,6 +145,7 @@ class Replayer:
                 max_message_bytes=settings.max_message_bytes,
                 max_event_bytes=settings.max_event_bytes,
                 max_skew_s=settings.max_clock_skew_s,
+                times=TimeBounds.of(settings.term_start, settings.zone, settings.late_grace_hours),
             )
             for source in SOURCES
         }

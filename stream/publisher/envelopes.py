@@ -12,7 +12,7 @@ from typing import Final
 
 from schemas.common import SCHEMA_VERSION, Reason
 from stream.publisher.checks import MAX_EVENT_BYTES, Checked, check_event, registered_source
-from stream.publisher.report import PublishReport, Refusal
+from stream.publisher.report import CountsLines, PublishReport, Refusal
 
 MAX_REQUEST_BYTES: Final = 1_048_576  # producer max_request_size; the broker default allows it
 RECORD_HEADROOM: Final = 1_024  # record and batch framing kept free under MAX_REQUEST_BYTES
@@ -30,7 +30,12 @@ def pack_events(
     max_event_bytes: int = MAX_EVENT_BYTES,
     max_message_bytes: int = MAX_REQUEST_BYTES - RECORD_HEADROOM,
 ) -> Iterator[Message]:
-    """Turn events into (key, value) messages, counting refusals in ``report``; no Kafka needed."""
+    """Turn events into (key, value) messages, counting refusals in ``report``; no Kafka needed.
+
+    Every event given is counted in ``report.read`` (or, for a file from
+    :func:`~stream.publisher.files.read_file`, every line the file reader read), and ends as
+    sent or refused; so ``report.adds_up`` holds however the events are.
+    """
     # Envelopes hold up to envelope_size events, cut early rather than exceed max_message_bytes;
     # envelope_size=1 yields each event alone, keyed by student id.
     if envelope_size < 1:
@@ -38,20 +43,29 @@ def pack_events(
         raise ValueError(msg)
     source = registered_source(source)
     packer = Packer(source, envelope_size, max_message_bytes)
-    for index, event in enumerate(events):
-        checked = check_event(source, event, max_event_bytes=max_event_bytes)
-        if not isinstance(checked, Checked):
-            report.refuse(refusal_at(index, event, checked))
-            continue
-        report.sent += 1
-        message = packer.add(checked)
+    limit = min(max_event_bytes, packer.event_limit)  # an event must fit in one message
+    given = 0
+    try:
+        for index, event in enumerate(events):
+            given += 1
+            checked = check_event(source, event, max_event_bytes=limit)
+            if not isinstance(checked, Checked):
+                report.refuse(refusal_at(index, event, checked))
+                continue
+            report.sent += 1
+            message = packer.add(checked)
+            if message is not None:
+                report.messages += 1
+                yield message
+        message = packer.finish()
         if message is not None:
             report.messages += 1
             yield message
-    message = packer.finish()
-    if message is not None:
-        report.messages += 1
-        yield message
+    finally:  # also when reading stopped early: what was read is counted
+        if isinstance(events, CountsLines):
+            report.count_lines(events)
+        else:
+            report.read += given
 
 
 class Packer:
@@ -63,6 +77,8 @@ class Packer:
         self.limit = max_message_bytes - 128  # room for the envelope's own fields
         self.pending: list[str] = []
         self.pending_bytes = 0
+        # The largest event a message can carry: alone, or in an envelope with its comma.
+        self.event_limit = max_message_bytes if envelope_size == 1 else self.limit - 1
 
     def add(self, checked: Checked) -> Message | None:
         """Take one event; return a message when one is complete."""

@@ -41,6 +41,8 @@ class Publisher:
         max_event_bytes: int = MAX_EVENT_BYTES,
         client_id: str = "engagement-publisher",
         feed: str | None = None,
+        client_options: Mapping[str, object] | None = None,
+        max_message_bytes: int = MAX_REQUEST_BYTES - RECORD_HEADROOM,
     ) -> None:
         if envelope_size < 1:
             msg = f"envelope_size must be at least 1, got {envelope_size}"
@@ -49,6 +51,8 @@ class Publisher:
         self.envelope_size = envelope_size
         self.feed = feed or client_id
         self.max_event_bytes = max_event_bytes
+        # The worker's message limit (Settings.max_message_bytes), never over the producer's.
+        self.max_message_bytes = min(max_message_bytes, MAX_REQUEST_BYTES - RECORD_HEADROOM)
         self._run: list[tuple[str, bytes | None, bytes]] = []
         self._run_bytes = 0
         self._failures = 0
@@ -64,6 +68,7 @@ class Publisher:
             linger_ms=linger_ms,
             batch_size=BATCH_BYTES,
             max_request_size=MAX_REQUEST_BYTES,
+            **(client_options or {}),  # TLS / SASL login: Settings.kafka_client_options()
         )
 
     def __enter__(self) -> Self:
@@ -93,17 +98,18 @@ class Publisher:
         # a source. Refusals are numbered by position in ``items``.
         report = PublishReport()
         packers = {
-            source: Packer(source, self.envelope_size, MAX_REQUEST_BYTES - RECORD_HEADROOM)
-            for source in SOURCES
+            source: Packer(source, self.envelope_size, self.max_message_bytes) for source in SOURCES
         }
         topic_of = {source: self.topics.raw(source) for source in SOURCES}
+        limit = min(self.max_event_bytes, *(packer.event_limit for packer in packers.values()))
         for index, (name, item) in enumerate(items):
             source = registered_source(name)
+            report.read += 1
             if isinstance(item, bytes):
                 self._queue(topic_of[source], None, item)
                 report.raw += 1
                 continue
-            checked = check_event(source, item, max_event_bytes=self.max_event_bytes)
+            checked = check_event(source, item, max_event_bytes=limit)
             if not isinstance(checked, Checked):
                 report.refuse(refusal_at(index, item, checked))
                 continue
@@ -138,6 +144,7 @@ class Publisher:
             report,
             envelope_size=self.envelope_size,
             max_event_bytes=self.max_event_bytes,
+            max_message_bytes=self.max_message_bytes,
         ):
             self._queue(topic, key if key is not None else self._feed_key(source), value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import shutil
@@ -10,7 +11,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -25,6 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from multidict import CIMultiDict
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from schemas.interventions import RenderedMessage
 from schemas.nudges import Channel
@@ -94,7 +96,15 @@ class Seen:
 class Service:
     """A notification service that checks the signature and plays a script of replies."""
 
-    def __init__(self, *script: Reply, then: Reply | None = None) -> None:
+    def __init__(
+        self,
+        *script: Reply,
+        then: Reply | None = None,
+        secret: str = SECRET,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.secret = secret
+        self.clock = clock
         self.script = list(script)
         self.then = then or Reply()
         self.requests: list[Seen] = []
@@ -104,7 +114,7 @@ class Service:
     async def notify(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests.append(Seen(request.headers.copy(), body, time.monotonic()))
-        if not verify(SECRET, body, request.headers.get("X-Engagement-Signature", "")):
+        if not verify(self.secret, body, request.headers, now=self.clock()):
             return web.json_response({"error": "bad signature"}, status=401)
         if not request.headers.get("Idempotency-Key"):
             return web.json_response({"error": "Idempotency-Key is required"}, status=400)
@@ -163,8 +173,11 @@ async def test_signed_delivery_is_accepted() -> None:
     assert seen.headers["Idempotency-Key"] == NUDGE
     assert seen.headers["X-Engagement-Channel"] == "app"
     assert seen.headers["User-Agent"] == "engagement-stream"
-    assert seen.headers["X-Engagement-Signature"] == sign(SECRET, seen.body)
-    assert re.fullmatch(r"sha256=[0-9a-f]{64}", seen.headers["X-Engagement-Signature"])
+    assert seen.headers["webhook-id"] == NUDGE
+    stamp = seen.headers["webhook-timestamp"]
+    assert abs(int(stamp) - time.time()) < 60  # signed at the time it was sent
+    assert seen.headers["webhook-signature"] == sign(SECRET, NUDGE, int(stamp), seen.body)
+    assert re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", seen.headers["webhook-signature"])
     assert json.loads(seen.body) == outbound().payload
     assert (
         seen.body == json.dumps(outbound().payload, separators=(",", ":"), sort_keys=True).encode()
@@ -194,7 +207,9 @@ async def test_server_errors_are_retried_with_identical_bytes_until_accepted() -
     assert (result.ok, result.attempts, result.status) == (True, 3, 200)
     assert len(service.requests) == 3
     assert len({seen.body for seen in service.requests}) == 1
-    assert len({seen.headers["X-Engagement-Signature"] for seen in service.requests}) == 1
+    # Each attempt is signed at its own time; the signed id is the same on every attempt.
+    assert {seen.headers["webhook-id"] for seen in service.requests} == {NUDGE}
+    assert all(verify(SECRET, seen.body, seen.headers) for seen in service.requests)
     assert {seen.headers["Idempotency-Key"] for seen in service.requests} == {NUDGE}
 
 
@@ -307,7 +322,8 @@ async def test_same_message_twice_is_byte_identical_with_the_same_key() -> None:
     first, second = service.requests
     assert first.body == second.body
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"] == NUDGE
-    assert first.headers["X-Engagement-Signature"] == second.headers["X-Engagement-Signature"]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == NUDGE
+    assert verify(SECRET, first.body, first.headers) and verify(SECRET, second.body, second.headers)
 
 
 def documented_verifier() -> Any:
@@ -324,20 +340,125 @@ async def test_the_documented_verifier_accepts_a_real_request_and_rejects_tamper
     async with serving(service) as url, webhook(url) as channel:
         assert (await channel.deliver(outbound())).ok
     (seen,) = service.requests
-    header = seen.headers["X-Engagement-Signature"]
+    headers = {name.lower(): value for name, value in seen.headers.items()}
+    header = headers["webhook-signature"]
     verify_signature = documented_verifier()
-    assert verify_signature(SECRET, seen.body, header)
-    assert not verify_signature(SECRET, seen.body + b" ", header)
-    assert not verify_signature("another secret", seen.body, header)
-    assert verify(SECRET, seen.body, header)
-    assert not verify(SECRET, seen.body, header.removeprefix("sha256="))
-    assert not verify(SECRET, seen.body, "sha256=é")
-    assert not verify(SECRET, seen.body, "")
+    assert verify_signature(SECRET, seen.body, headers)
+    assert not verify_signature(SECRET, seen.body + b" ", headers)
+    assert not verify_signature("another secret", seen.body, headers)
+    assert not verify_signature(SECRET, seen.body, headers | {"webhook-id": "n_another"})
+    old = int(time.time()) - 600  # validly signed, ten minutes ago: a replay
+    stale = headers | {"webhook-timestamp": str(old)}
+    stale["webhook-signature"] = sign(SECRET, NUDGE, old, seen.body)
+    assert not verify_signature(SECRET, seen.body, stale)
+    assert verify(SECRET, seen.body, headers)
+    assert not verify(SECRET, seen.body, stale)
+    assert verify(SECRET, seen.body, stale, now=old + 1)  # refused for its age alone
+    assert not verify(SECRET, seen.body, headers | {"webhook-signature": header[3:]})
+    assert not verify(SECRET, seen.body, headers | {"webhook-signature": "v1,é"})
+    assert not verify(SECRET, seen.body, headers | {"webhook-signature": ""})
 
 
 def test_an_empty_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="secret"):
         WebhookChannel("http://127.0.0.1:1/notify", "", timeout_s=1, attempts=1)
+
+
+# -- Standard Webhooks: checked by its own library, an independent client -----------------
+
+# A secret in the Standard Webhooks form: whsec_ and base64 of the key's bytes.
+WHSEC = "whsec_" + base64.b64encode(bytes(range(7, 39))).decode()
+
+
+def library(secret: str) -> Webhook:
+    """The reference library's verifier for one of our secrets: it decodes a whsec_ secret
+    itself; a raw secret is handed over as its bytes (our documented rule for raw secrets)."""
+    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
+
+
+def as_sent(seen: Seen) -> dict[str, str]:
+    return {name: value for name, value in seen.headers.items()}
+
+
+@pytest.mark.parametrize("secret", [SECRET, WHSEC])
+@pytest.mark.asyncio
+async def test_the_standard_webhooks_library_verifies_what_we_send(secret: str) -> None:
+    service = Service(secret=secret)
+    async with serving(service) as url, webhook(url, secret=secret) as channel:
+        assert (await channel.deliver(outbound())).ok
+    (seen,) = service.requests
+    headers = as_sent(seen)
+    assert library(secret).verify(seen.body, headers) == outbound().payload
+    forged = [
+        (seen.body + b" ", headers),  # another body
+        (seen.body, headers | {"webhook-id": "n_another"}),  # passed off as another message
+        (seen.body, headers | {"webhook-timestamp": str(int(time.time()) + 1)}),  # re-dated
+    ]
+    for body, changed in forged:
+        with pytest.raises(WebhookVerificationError):
+            library(secret).verify(body, changed)
+    with pytest.raises(WebhookVerificationError):
+        library(SECRET if secret == WHSEC else WHSEC).verify(seen.body, headers)
+
+
+@pytest.mark.asyncio
+async def test_the_library_refuses_our_request_replayed_after_five_minutes() -> None:
+    started = time.time()
+    service = Service(clock=lambda: started - 600)  # accepts what we sign ten minutes ago
+    async with serving(service) as url, webhook(url, clock=lambda: started - 600) as channel:
+        assert (await channel.deliver(outbound())).ok
+    (seen,) = service.requests
+    assert int(seen.headers["webhook-timestamp"]) == int(started - 600)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        library(SECRET).verify(seen.body, as_sent(seen))
+
+
+@pytest.mark.asyncio
+async def test_during_a_rotation_each_secret_signs_and_either_verifies() -> None:
+    service = Service(secret=SECRET)  # the service still has the old secret
+    rotating = f"{WHSEC} {SECRET}"  # new first, then old
+    async with serving(service) as url, webhook(url, secret=rotating) as channel:
+        result = await channel.deliver(outbound())
+    assert result.ok
+    (seen,) = service.requests
+    signatures = seen.headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2
+    assert all(re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", s) for s in signatures)
+    assert library(WHSEC).verify(seen.body, as_sent(seen)) == outbound().payload
+    assert library(SECRET).verify(seen.body, as_sent(seen)) == outbound().payload
+    with pytest.raises(WebhookVerificationError):
+        library("a-third-secret-nobody-has").verify(seen.body, as_sent(seen))
+
+
+@pytest.mark.asyncio
+async def test_a_retry_long_after_the_first_attempt_is_signed_afresh() -> None:
+    # The first attempt fails; the retry is made 400 s later (a slow service, long timeouts).
+    # Signed with the first attempt's time it would be refused as a replay; it is re-signed.
+    t0 = time.time()
+    times = iter([t0, t0 + 400])
+    now = {"t": t0}
+
+    def channel_clock() -> float:
+        now["t"] = next(times)
+        return now["t"]
+
+    service = Service(Reply(503), clock=lambda: now["t"])
+    async with serving(service) as url, webhook(url, clock=channel_clock) as channel:
+        result = await channel.deliver(outbound())
+    assert (result.ok, result.attempts) == (True, 2)
+    first, second = service.requests
+    assert first.body == second.body
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == NUDGE
+    stamps = [int(seen.headers["webhook-timestamp"]) for seen in (first, second)]
+    assert stamps == [int(t0), int(t0 + 400)]
+    assert not verify(SECRET, first.body, first.headers, now=t0 + 400)  # would be refused
+    assert verify(SECRET, second.body, second.headers, now=t0 + 400)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "whsec_not*base64!", "whsec_"])
+def test_an_unusable_secret_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="secret"):
+        WebhookChannel("http://127.0.0.1:1/notify", bad, timeout_s=1, attempts=1)
 
 
 # -- SMTP ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -294,3 +295,69 @@ def test_replay_reads_the_oulad_clickstream_and_compares_outcomes(
     assert report["outcomes"]["students_with_outcome"] == 26
     for rule in report["rules"]:  # 26 students: too few to show any group's outcomes
         assert rule["outcomes"]["suppressed_small_group"] is True
+
+
+# -- register corrections: replay still equals live ------------------------------------------
+
+
+def corrections(
+    events: list[tuple[Source, dict[str, Any]]], seed: int
+) -> list[tuple[Source, dict[str, Any]]]:
+    """Register corrections as tutors make them: some absences put right the next day (a new
+    event id), some changed to excused the same afternoon (the same id), a few withdrawn."""
+    rng = random.Random(seed)
+    out: list[tuple[Source, dict[str, Any]]] = []
+    for source, event in events:
+        if source is not Source.ATTENDANCE or event["status"] != "absent":
+            continue
+        roll = rng.random()
+        if roll < 0.3:
+            change = ("-fix", timedelta(hours=30), "present")
+        elif roll < 0.4:
+            change = ("", timedelta(hours=3), "excused")
+        elif roll < 0.45:
+            change = ("-wd", timedelta(hours=26), "withdrawn")
+        else:
+            continue
+        suffix, after, status = change
+        fixed = dict(event, event_id=f"{event['event_id']}{suffix}", status=status)
+        fixed["occurred_at"] = (when(event) + after).isoformat()
+        out.append((Source.ATTENDANCE, fixed))
+    return out
+
+
+def test_live_and_replay_agree_when_registers_are_corrected(pipeline: Pipeline) -> None:
+    """Corrections arrive live in any order within the grace period, some after the decision
+    they touch: live and replay still make the same decisions and the same correction
+    records."""
+    sim = simulate(SimConfig(students=60, weeks=4, seed=23))
+    sim = replace(
+        sim, events=sorted(sim.events + corrections(sim.events, 4), key=lambda e: when(e[1]))
+    )
+    files = sim.write(pipeline.workdir / "sim")
+    pipeline.cli("reference", "roster", str(files["roster"]))
+    pipeline.cli("reference", "timetable", str(files["timetable"]))
+    pipeline.start("worker", "worker")
+    wait_for(
+        "the reference data",
+        lambda: (
+            pipeline.metric("engagement_reference_records_total")
+            >= len(sim.roster) + len(sim.timetable)
+            or None
+        ),
+    )
+    publish_in_order(pipeline, shuffled_within(sim.events, hours=12, seed=9))
+
+    replayed = replay(pipeline, "--sim-dir", str(files["truth"].parent))
+    report = json.loads((pipeline.workdir / "replay-report.json").read_text(encoding="utf-8"))
+    closed = date.fromisoformat(report["period"]["last_day"]).toordinal()
+    wait_for(
+        "the live worker to close the same days", lambda: pipeline.decided_through() >= closed, 120
+    )
+    assert pipeline.metric("engagement_late_events_total") == 0
+    topic = pipeline.settings.topics.nudges
+    live = pipeline.topic(topic, len(replayed) + 1, timeout=5)
+    assert {n["nudge_id"] for n in live} == {n["nudge_id"] for n in replayed}
+    notices = [n for n in replayed if n["suppressed"] == "data_corrected"]
+    assert notices, "some decision was taken before a correction it counted"
+    assert all("was corrected on" in n["explanation"]["notes"][0] for n in notices)

@@ -41,7 +41,7 @@ from sinks.channels.breaker import CircuitBreaker
 from sinks.channels.outbound import Transport
 from sinks.channels.producer import RecordProducer
 from sinks.channels.smtp import SmtpChannel
-from sinks.channels.webhook import SIGNATURE_HEADER, WebhookChannel, verify
+from sinks.channels.webhook import WebhookChannel, verify
 from sinks.messages import load_messages
 from sinks.notifier import Notifier
 from sinks.stores.cooldown import PromptCooldown
@@ -119,7 +119,7 @@ class Service:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        if not verify(SECRET, body, request.headers.get(SIGNATURE_HEADER, "")):
+        if not verify(SECRET, body, request.headers):
             self.bad_signatures += 1
             return web.json_response({"error": "bad signature"}, status=401)
         key = request.headers["Idempotency-Key"]

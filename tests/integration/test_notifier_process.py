@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from schemas.interventions import InterventionRecord, Outcome, Stage
+from schemas.keys import Keys
 from schemas.nudges import Nudge, Route, Tier
 from schemas.review import DEFAULT_TEAMS
-from sinks.channels.webhook import SIGNATURE_HEADER, verify
+from sinks.channels.webhook import verify
+from sinks.policy import MAX_BEGUN
+from sinks.stores.interventions import record_id
+from stream.dev.processes import free_port
 from stream.dev.stack import Endpoints
 from tests.integration.harness import WEBHOOK_SECRET, Pipeline, wait_for
 from tests.unit.build import days, only, run, student
@@ -56,7 +65,7 @@ class SlowService:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if not verify(WEBHOOK_SECRET, body, self.headers.get(SIGNATURE_HEADER, "")):
+                if not verify(WEBHOOK_SECRET, body, self.headers):
                     self.send_response(401)
                     self.end_headers()
                     return
@@ -124,6 +133,278 @@ def test_a_notifier_killed_between_delivery_and_logging_delivers_and_logs_once(
     assert [(r["nudge_id"], r["outcome"]) for r in records] == [(nudge.nudge_id, "delivered")]
     on_topic = pipeline.topic(pipeline.settings.topics.interventions, expected=1)
     assert [(r["nudge_id"], r["outcome"]) for r in on_topic] == [(nudge.nudge_id, "delivered")]
+
+
+# -- bounded repeats: a notifier killed with many deliveries in flight ---------------------------
+
+
+class HoldingService:
+    """A notification service that takes every message (a repeated key is the same message)
+    and answers the first ``answer_first`` at once; the rest wait for ``release``. Every
+    request is kept (its key, and the nudge id in its body), in order."""
+
+    def __init__(self, *, answer_first: int, on_request: Any = None) -> None:
+        self.requests: list[tuple[str, str]] = []  # (Idempotency-Key, body's nudge_id)
+        self.holding = 0  # requests waiting for an answer right now
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with service.lock:
+                    service.requests.append((self.headers["Idempotency-Key"], body["nudge_id"]))
+                    hold = len(service.requests) > answer_first
+                    service.holding += hold
+                if on_request is not None:
+                    on_request()
+                if hold:
+                    service.release.wait(120)
+                    with service.lock:
+                        service.holding -= 1
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"status":"accepted"}')
+                except OSError:
+                    pass  # the notifier died while we held the answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return [key for key, _ in self.requests]
+
+    def __enter__(self) -> HoldingService:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def recorded(pipeline: Pipeline, nudges: list[Nudge]) -> set[str]:
+    """The nudges whose notifier decision is recorded in Redis right now."""
+    keys = Keys(pipeline.prefix)
+    marks = [keys.recorded(record_id(n.nudge_id, Stage.NOTIFIER)) for n in nudges]
+    found = pipeline.redis.mget(marks)
+    return {n.nudge_id for n, mark in zip(nudges, found, strict=True) if mark is not None}
+
+
+def logged(pipeline: Pipeline, nudges: list[Nudge]) -> dict[str, list[InterventionRecord]]:
+    """Every record in the students' intervention logs, by nudge id."""
+    keys = Keys(pipeline.prefix)
+    out: dict[str, list[InterventionRecord]] = {n.nudge_id: [] for n in nudges}
+    for pseudonym in {n.pseudonym for n in nudges}:
+        for row in pipeline.redis.lrange(keys.interventions(pseudonym), 0, -1):
+            record = InterventionRecord.model_validate_json(row)
+            out.setdefault(record.nudge_id, []).append(record)
+    return out
+
+
+def test_a_notifier_killed_with_deliveries_in_flight_repeats_only_those_once(
+    pipeline: Pipeline,
+) -> None:
+    """50 prompts; the service answers 4 and then holds every request, so the notifier is
+    killed with all its delivery slots waiting on the service. The restarted notifier sends
+    each of those again once, with the same key, and nothing else twice; each nudge ends with
+    one delivered record, whose attempts count every request the service received for it."""
+    slots = 16
+    pipeline.env["ENGAGEMENT_NOTIFIER_CONCURRENCY"] = str(slots)
+    pipeline.env["ENGAGEMENT_WEBHOOK_TIMEOUT_S"] = "60"  # no retries within one notifier
+    pipeline.env["ENGAGEMENT_BATCH_WITHIN_S"] = "1"  # the 50 nudges in one batch
+    nudges = [prompt_for(pipeline, f"S-KILLED-{n}", n) for n in range(50)]
+    with HoldingService(answer_first=4) as service:
+        pipeline.env["ENGAGEMENT_WEBHOOK_URL"] = service.url
+        pipeline.publish_nudges(nudges)
+        notifier = pipeline.start("notifier", "notifier")
+        wait_for(
+            "every delivery slot to wait on the service",
+            lambda: service.holding == slots or None,
+        )
+        notifier.kill()  # SIGKILL with 16 deliveries in flight
+        in_flight = set(service.keys()) - recorded(pipeline, nudges)  # received, not recorded
+        assert len(in_flight) == slots
+        service.release.set()
+        pipeline.start("notifier-again", "notifier")
+        wait_for(
+            "every nudge to be decided",
+            lambda: len(recorded(pipeline, nudges)) == len(nudges) or None,
+            timeout=120,
+        )
+        keys = service.keys()
+        bodies = list(service.requests)
+    ids = {n.nudge_id for n in nudges}
+    assert all(key == nudge_id for key, nudge_id in bodies)  # one key per message, always
+    assert set(keys) == ids  # every student got the message
+    sent = Counter(keys)
+    repeated = {key for key, times in sent.items() if times > 1}
+    assert sum(sent.values()) - len(sent) <= len(in_flight)  # at most one repeat each...
+    assert repeated <= in_flight and max(sent.values()) == 2  # ...and only of those in flight
+    records = logged(pipeline, nudges)
+    assert {nudge_id: [r.outcome for r in rs] for nudge_id, rs in records.items()} == {
+        nudge_id: [Outcome.DELIVERED] for nudge_id in ids
+    }
+    # The log of record accounts for every request the service received.
+    assert {nudge_id: rs[0].attempts for nudge_id, rs in records.items()} == dict(sent)
+    for nudge_id in repeated:
+        assert "stopped once while delivering it" in records[nudge_id][0].detail
+    on_topic = pipeline.topic(pipeline.settings.topics.interventions, expected=len(nudges))
+    assert {r["record_id"]: r["nudge_id"] for r in on_topic} == {
+        record_id(i, Stage.NOTIFIER): i for i in ids
+    }
+
+
+def test_a_prompt_interrupted_by_crash_after_crash_is_not_sent_at_every_restart(
+    pipeline: Pipeline,
+) -> None:
+    """A service that never answers and a notifier killed while it waits, again and again
+    (a liveness probe restarting it, say): each restart sends the prompt once more, up to
+    MAX_BEGUN times; then it is recorded as failed, and not sent again."""
+    pipeline.env["ENGAGEMENT_WEBHOOK_TIMEOUT_S"] = "60"
+    nudge = prompt_for(pipeline, "S-LOOP")
+    with HoldingService(answer_first=0) as service:
+        pipeline.env["ENGAGEMENT_WEBHOOK_URL"] = service.url
+        pipeline.publish_nudges([nudge])
+        for n in range(1, MAX_BEGUN + 1):
+            notifier = pipeline.start(f"notifier-{n}", "notifier")
+
+            def reached(count: int = n) -> bool | None:
+                return len(service.keys()) == count or None
+
+            wait_for(f"delivery {n} to reach the service", reached)
+            notifier.kill()  # while the service holds the answer
+        pipeline.start("notifier-last", "notifier")
+        wait_for(
+            "the decision, or the message sent once more",
+            lambda: pipeline.records("S-LOOP") or len(service.keys()) > MAX_BEGUN or None,
+        )
+        assert service.keys() == [nudge.nudge_id] * MAX_BEGUN
+        (record,) = pipeline.records("S-LOOP")
+    assert (record["outcome"], record["reason"], record["attempts"]) == (
+        "failed",
+        "interrupted",
+        MAX_BEGUN,
+    )
+    assert f"the notifier stopped {MAX_BEGUN} times while delivering it" in record["detail"]
+    assert record["message"]["body"]  # what the student may have received
+
+
+# -- Redis away after the service answered --------------------------------------------------------
+
+
+class Relay:
+    """A TCP relay in front of Redis that can be cut (every connection closed, new ones
+    refused) and restored on the same port: Redis going away, as the notifier sees it."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.port = free_port()
+        userinfo = parts.netloc.rpartition("@")[0]
+        self.url = urlunsplit(
+            parts._replace(netloc=f"{userinfo + '@' if userinfo else ''}127.0.0.1:{self.port}")
+        )
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+        self.cuts = 0
+
+    def restore(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        with self.lock:
+            self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def __enter__(self) -> Relay:
+        self.restore()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()  # closes every socket it opened
+
+    def cut_once(self) -> None:
+        """Cut, unless this relay was cut before."""
+        if not self.cuts:
+            self.cut()
+
+    def cut(self) -> None:
+        with self.lock:
+            self.cuts += 1
+            doomed, self.sockets = [*self.sockets], []
+            if self.listener is not None:
+                doomed.append(self.listener)
+                self.listener = None
+        for sock in doomed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_redis_away_after_the_service_answered_delays_the_record_and_sends_nothing_again(
+    pipeline: Pipeline,
+) -> None:
+    """Redis goes away between the service's answer and the record: the notifier waits for
+    Redis to record the delivery; it does not decide again and send the message a second time."""
+    nudge = prompt_for(pipeline, "S-REDIS-AWAY")
+    with (
+        Relay(pipeline.stack.redis_url) as relay,
+        HoldingService(answer_first=1, on_request=relay.cut_once) as service,
+    ):
+        pipeline.env["ENGAGEMENT_WEBHOOK_URL"] = service.url
+        pipeline.env["REDIS_URL"] = relay.url  # for the notifier only: the test reads directly
+        pipeline.start("notifier", "notifier")
+        pipeline.env["REDIS_URL"] = pipeline.stack.redis_url
+        pipeline.publish_nudges([nudge])
+        wait_for("the message to reach the service", lambda: service.keys() or None)
+        wait_for(
+            "the notifier to wait for Redis",
+            lambda: pipeline.metric("engagement_redis_waits_total", "notifier") or None,
+        )
+        relay.restore()
+        (record,) = wait_for("the record", lambda: pipeline.records("S-REDIS-AWAY") or None)
+        assert service.keys() == [nudge.nudge_id]  # sent once
+    assert (record["outcome"], record["attempts"]) == ("delivered", 1)
 
 
 # -- the review queue from the command line ------------------------------------------------------

@@ -70,9 +70,20 @@ def deployed(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iter
         tmp_path_factory.mktemp("run"),
     )
     try:
+        # S-ATT is in the third week of term: the 14-day attendance window is covered when the
+        # five absences come (a rule decides only on a window that lies in the student's term).
+        term = (TERM - timedelta(days=14)).date().isoformat()
+        roster = pipeline.workdir / "roster.jsonl"
+        roster.write_text(
+            json.dumps({"student_id": "S-ATT", "term_starts_on": term}) + "\n", encoding="utf-8"
+        )
+        pipeline.cli("reference", "roster", str(roster))
         pipeline.start("receiver", "receiver")
         pipeline.start("worker", "worker")
         pipeline.start("notifier", "notifier")
+        wait_for(
+            "the roster", lambda: pipeline.metric("engagement_reference_records_total") >= 1 or None
+        )
         # Published on the preferences topic, as the student app does; the CLI waits until
         # the notifier has applied it.
         applied = pipeline.cli(

@@ -43,6 +43,7 @@ CONTRACT_METRICS = frozenset(
         "engagement_interventions_total",
         "engagement_interventions_outbox",
         "engagement_redis_waits_total",
+        "engagement_offset_regressions_total",
     }
 )
 # Every label an alert may group by, match on or show: properties of the system (plus the

@@ -25,7 +25,9 @@ DATASOURCES = ROOT / "ops" / "grafana" / "provisioning" / "datasources" / "prome
 DASHBOARD_PROVIDERS = ROOT / "ops" / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
 DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "engagement.json"
 
-ENGAGEMENT_SERVICES = ("worker-1", "worker-2", "notifier")
+# The engagement processes and the role each runs (the worker is one scalable service).
+ENGAGEMENT_SERVICES = ("worker", "notifier")
+ROLES = {"worker": "worker", "notifier": "notifier"}
 # The series names Prometheus scrapes for each family type (labelled families have no samples
 # until a child exists, so the names come from the family name and its type).
 METRIC_SUFFIXES = {
@@ -162,8 +164,9 @@ def test_every_long_running_service_has_a_healthcheck(
         assert check, f"{name} has no healthcheck"
         assert not check.get("disable"), name
         assert check.get("test"), name
-        if name in ENGAGEMENT_SERVICES:  # readiness: broker, Redis, partitions, not stuck
-            assert check["test"] == ["CMD", "engagement", "check"], name
+        if name in ENGAGEMENT_SERVICES:  # readiness: broker, Redis, partitions, not stuck,
+            # answered by the process of the service's own role
+            assert check["test"] == ["CMD", "engagement", "check", "--role", ROLES[name]], name
 
 
 def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
@@ -194,11 +197,15 @@ def test_engagement_services_are_built_from_the_dockerfile(
         build = service["build"]
         context = build["context"] if isinstance(build, dict) else build
         assert (COMPOSE.parent / context / "Dockerfile").is_file(), name
-    assert _command(services["worker-1"]) == "worker"
-    assert _command(services["worker-2"]) == "worker"
+    assert _command(services["worker"]) == "worker"
     assert _command(services["notifier"]) == "notifier"
-    assert services["worker-1"]["hostname"] != services["worker-2"]["hostname"]
-    assert _environment(services["worker-1"]) == _environment(services["worker-2"])
+    assert services["worker"]["deploy"]["replicas"] >= 2  # two workers unless scaled
+    shared = {
+        k: v
+        for k, v in _environment(services["notifier"]).items()
+        if not k.startswith(("ENGAGEMENT_WEBHOOK", "ENGAGEMENT_CHANNELS", "ENGAGEMENT_QUIET"))
+    }
+    assert _environment(services["worker"]) == shared  # one environment for both roles
 
 
 def test_engagement_environment_uses_only_settings_names(
@@ -214,7 +221,7 @@ def test_engagement_environment_points_at_the_stack(services: dict[str, dict[str
     for name in ENGAGEMENT_SERVICES:
         env = _environment(services[name])
         assert env[ENV["kafka_bootstrap_servers"]] == "kafka:9092", name
-        assert env[ENV["redis_url"]] == "redis://redis:6379/0", name
+        assert env[ENV["redis_url"]] == "redis://engagement@redis:6379/0", name  # ACL user
         assert env[ENV["web_port"]] == "6066", name
         assert ENV["log_level"] in env, name
         assert env[ENV["partitions"]] == _environment(services["topics"])["PARTITIONS"], name
@@ -257,7 +264,7 @@ def test_kafka_runs_in_kraft_mode(services: dict[str, dict[str, Any]]) -> None:
     env = _environment(services["kafka"])
     assert not any("ZOOKEEPER" in key for key in env)
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "BROKER://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]  # SASL: see below
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@")
 
 
@@ -307,7 +314,7 @@ def test_dockerfile_shape() -> None:
 # --- Prometheus and Grafana ------------------------------------------------------------------
 
 
-def test_prometheus_scrapes_workers_and_notifier() -> None:
+def test_prometheus_scrapes_workers_and_notifier(services: dict[str, dict[str, Any]]) -> None:
     config = _load_yaml(PROMETHEUS)
     targets: set[str] = set()
     for job in config["scrape_configs"]:
@@ -315,7 +322,12 @@ def test_prometheus_scrapes_workers_and_notifier() -> None:
             continue
         for static in job.get("static_configs", []):
             targets.update(static["targets"])
-    assert {f"{name}:6066" for name in ENGAGEMENT_SERVICES} <= targets
+        for dns in job.get("dns_sd_configs", []):  # every replica of a scaled service
+            assert dns["type"] == "A"
+            targets.update(f"{name}:{dns['port']}" for name in dns["names"])
+    for name in ENGAGEMENT_SERVICES:
+        port = _environment(services[name])[ENV["web_port"]]
+        assert f"{name}:{port}" in targets, name
 
 
 def test_grafana_provisioning_matches_the_dashboard(dashboard: dict[str, Any]) -> None:
@@ -369,3 +381,193 @@ def test_promql_parser_finds_metric_names() -> None:
         " / on (stage) group_left bar_total offset 1h"
     )
     assert _promql_metrics(expr) == {"foo_bucket", "bar_total"}
+
+
+# --- as a university runs it: scaling, its own files, secrets -------------------------------
+
+OPS_README = ROOT / "ops" / "README.md"
+CONFIG_FILES = {
+    ENV["rules_file"]: "schemas/rules.default.toml",
+    ENV["messages_file"]: "sinks/messages.default.toml",
+    ENV["teams_file"]: "sinks/teams.default.toml",
+}
+
+
+def _secrets_of(service: dict[str, Any]) -> set[str]:
+    return {s if isinstance(s, str) else s["source"] for s in service.get("secrets", [])}
+
+
+def _secret_path(compose: dict[str, Any], service: dict[str, Any], path: str) -> str:
+    """The secret a service reads at ``path``; fails unless the service is given it."""
+    name = path.removeprefix("/run/secrets/")
+    assert path.startswith("/run/secrets/") and name in compose["secrets"], path
+    assert name in _secrets_of(service), f"{path} is not given to this service"
+    return name
+
+
+def test_workers_scale_without_colliding(services: dict[str, dict[str, Any]]) -> None:
+    """`docker compose up --scale worker=N`: one service, nothing fixed per replica."""
+    assert not [name for name in services if re.fullmatch(r"worker-?\d+", name)]
+    worker = services["worker"]
+    for fixed in ("container_name", "hostname", "ports"):
+        assert fixed not in worker, f"{fixed} would make replicas of `worker` collide"
+
+
+def test_scaling_workers_leaves_the_one_shot_topics_job_alone(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    topics = services["topics"]
+    assert topics["restart"] == "no"
+    assert "deploy" not in topics and "scale" not in topics  # one run, never replicated
+    assert set(topics.get("depends_on", {})) == {"kafka"}  # not on the workers it serves
+    for name in ENGAGEMENT_SERVICES:
+        condition = services[name]["depends_on"]["topics"]["condition"]
+        assert condition == "service_completed_successfully", name
+    script = _command(topics)
+    # Re-run on every `up`: creating is idempotent and the partition count is checked.
+    assert script.count("--create --if-not-exists") == 1
+    assert 'if [ "$$count" != "$$PARTITIONS" ]' in script
+
+
+def test_the_rules_messages_and_teams_files_are_mounted(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ENGAGEMENT_SERVICES:
+        service, env = services[name], _environment(services[name])
+        mounts = {}
+        for volume in service["volumes"]:
+            source, target, mode = str(volume).rsplit(":", 2)
+            mounts[target] = (_interpolate_defaults(source), mode)
+        for variable, shipped in CONFIG_FILES.items():
+            target = env[variable]
+            assert target in mounts, f"{name}: {variable}={target} is not mounted"
+            source, mode = mounts[target]
+            assert mode == "ro", f"{name}: {target} must be read-only"
+            assert source == f"./{shipped}", f"{name}: default {source} is not the shipped file"
+            assert (COMPOSE.parent / source).is_file()
+
+
+def test_grafana_has_no_default_admin_password(services: dict[str, dict[str, Any]]) -> None:
+    env = _environment(services["grafana"])
+    password = env["GF_SECURITY_ADMIN_PASSWORD"]
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
+    assert _interpolate_defaults(env["GF_AUTH_ANONYMOUS_ENABLED"]) == "false"
+    assert "admin" not in _interpolate_defaults(password)
+
+
+def test_kafka_accepts_only_scram_logins_from_the_network(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    kafka = services["kafka"]
+    env = _environment(kafka)
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    for listener in env["KAFKA_LISTENERS"].split(","):
+        name, _, address = listener.partition("://")
+        if protocols[name] == "PLAINTEXT":  # only the controller, on the container's loopback
+            assert name == env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+            assert address.startswith("localhost:"), listener
+        else:
+            assert protocols[name] == "SASL_PLAINTEXT", listener
+    for advertised in env["KAFKA_ADVERTISED_LISTENERS"].split(","):
+        assert protocols[advertised.partition("://")[0]].startswith("SASL_"), advertised
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
+    assert not [k for k in env if k.startswith("KAFKA_") and "PASSWORD" in k]  # no secrets
+    script = _command(kafka)
+    assert _secrets_of(kafka) == {"kafka_admin_password", "kafka_password"}
+    # The SCRAM users are created with the data volume, from the secret files.
+    assert '--add-scram "SCRAM-SHA-512=[name=admin,password=$$admin]"' in script
+    assert '--add-scram "SCRAM-SHA-512=[name=$$SCRAM_APP_USER,password=$$app]"' in script
+    assert 'admin="$$(cat /run/secrets/kafka_admin_password)"' in script
+    assert 'app="$$(cat /run/secrets/kafka_password)"' in script
+    assert "refusing to start" in script  # an empty password stops it
+    assert "--command-config /tmp/admin.properties" in " ".join(kafka["healthcheck"]["test"])
+    # The topics job logs in as admin on every call.
+    topics = _command(services["topics"])
+    assert _secrets_of(services["topics"]) == {"kafka_admin_password"}
+    calls = re.findall(r'"\$\$bin/kafka-\w+\.sh" [^\n]*', topics)
+    assert len(calls) == 3
+    assert all('"$${login[@]}"' in call for call in calls), calls
+    # The product logs in as the application user, with the mechanism the broker offers.
+    for name in ENGAGEMENT_SERVICES:
+        app = _environment(services[name])
+        assert app[ENV["kafka_security_protocol"]] == "SASL_PLAINTEXT", name
+        assert app[ENV["kafka_sasl_mechanism"]] == env["KAFKA_SASL_ENABLED_MECHANISMS"], name
+        assert app[ENV["kafka_sasl_username"]] == env["SCRAM_APP_USER"], name
+        path = app[ENV["kafka_sasl_password_file"]]
+        assert _secret_path(compose, services[name], path) == "kafka_password", name
+
+
+def test_redis_requires_a_password_and_gives_the_product_a_limited_user(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    redis = services["redis"]
+    env = _environment(redis)
+    script = _command(redis)
+    assert _secrets_of(redis) == {"redis_password"}
+    assert "printf 'user default off\\nuser %s on >%s %s\\n'" in script
+    assert "--aclfile /tmp/users.acl" in script
+    assert "refusing to start" in script
+    rules = _interpolate_defaults(env["REDIS_APP_RULES"]).split()
+    assert "-@admin" in rules and "-@dangerous" in rules
+    assert "~es:*" in rules and "~*" not in rules  # its own keys only (ENGAGEMENT_KEY_PREFIX)
+    check = " ".join(redis["healthcheck"]["test"])
+    assert 'REDISCLI_AUTH="$$(cat /run/secrets/redis_password)"' in check
+    assert '--user "$$REDIS_APP_USER"' in check
+    for name in ENGAGEMENT_SERVICES:
+        app = _environment(services[name])
+        url = app[ENV["redis_url"]]
+        assert url == f"redis://{env['REDIS_APP_USER']}@redis:6379/0", name
+        path = app[ENV["redis_password_file"]]
+        assert _secret_path(compose, services[name], path) == "redis_password", name
+
+
+def test_the_product_settings_accept_the_compose_environment(
+    compose: dict[str, Any],
+    services: dict[str, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """What a worker reads in its container: logins for Kafka (SASL/SCRAM) and Redis."""
+    from schemas.settings import load_settings
+
+    for variable in ENV.values():
+        monkeypatch.delenv(variable, raising=False)
+    for name, value in _environment(services["worker"]).items():
+        value = _interpolate_defaults(value) or "k" * 24  # a required secret
+        if value.startswith("/run/secrets/"):
+            secret = tmp_path / value.rsplit("/", 1)[1]
+            secret.write_text("from-the-secret-file\n", encoding="utf-8")
+            value = str(secret)
+        elif value.startswith("/etc/engagement/"):
+            value = str(COMPOSE.parent / CONFIG_FILES[name])
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    options = settings.kafka_client_options()
+    assert options["security_protocol"] == "SASL_PLAINTEXT"
+    assert options["sasl_plain_username"] == "engagement"
+    assert options["sasl_plain_password"] == "from-the-secret-file"  # noqa: S105  # test value
+    assert settings.redis_url is not None
+    assert settings.redis_url_with_password(settings.redis_url) == (
+        "redis://engagement:from-the-secret-file@redis:6379/0"
+    )
+
+
+def _required_variables(compose: dict[str, Any]) -> set[str]:
+    """Variables compose refuses to start without (``${VAR:?…}``), and the secrets' sources."""
+    text = COMPOSE.read_text(encoding="utf-8")
+    required = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):\?", text))
+    required |= {spec["environment"] for spec in compose["secrets"].values()}
+    return required
+
+
+def test_every_secret_is_documented_in_the_ops_readme(compose: dict[str, Any]) -> None:
+    text = OPS_README.read_text(encoding="utf-8")
+    section = text.split("\n## Secrets", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, re.MULTILINE))
+    required = _required_variables(compose)
+    assert {"KAFKA_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= required
+    assert required - documented == set(), "secrets ops/README.md does not explain"
+    assert documented - required == set(), "ops/README.md lists secrets compose does not use"

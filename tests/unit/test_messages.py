@@ -54,7 +54,9 @@ def attendance_nudge() -> Nudge:
     facts: dict[int, DayFacts] = {}
     for n, day in enumerate(weekdays[:7]):
         facts |= days(day, day, present=1) if n < 3 else days(day, day, absent=1)
-    (nudge,) = run(only("attendance_below_50pct_14d"), student(facts, MONDAY), MONDAY, MONDAY + 13)
+    # In the second week of term (it started on Monday 26 October): the 14 days are covered.
+    who = student(facts, MONDAY, term_start=MONDAY - 7)
+    (nudge,) = run(only("attendance_below_50pct_14d"), who, MONDAY, MONDAY + 13)
     return nudge
 
 

@@ -17,6 +17,7 @@ from schemas.quiet import QuietHours
 from schemas.review import DEFAULT_TEAMS, load_teams
 from sinks import policy
 from sinks.policy import (
+    MAX_BEGUN,
     RESUMED_NOTE,
     SHADOW_DETAIL,
     Config,
@@ -202,6 +203,27 @@ ROWS = [
         "opted_out", config=APP_ONLY),
     Row("resume: the channel mark cannot be read", PROMPT, facts(status="sending"), Record,
         Outcome.SUPPRESSED, "opted_out", detail_has=(RESUMED_NOTE,)),
+    Row("resume: counts the deliveries begun before", PROMPT,
+        facts(status="sending", sending_channel=Channel.APP, begun=2), Deliver,
+        fields={"channel": Channel.APP, "resumed": True, "begun": 2}),
+    Row("a first delivery has none begun before", PROMPT, facts(begun=0), Deliver,
+        fields={"resumed": False, "begun": 0}),
+    Row("resume: notifiers stopped MAX_BEGUN times: failed, not sent again", PROMPT,
+        facts(status="sending", sending_channel=Channel.APP, begun=MAX_BEGUN), Record,
+        Outcome.FAILED, "interrupted",
+        {"channels": (Channel.APP,), "attempts": MAX_BEGUN, "message_channel": Channel.APP,
+         "release_cooldown": False, "stage": NOTIFIER},
+        (f"the notifier stopped {MAX_BEGUN} times while delivering it",
+         "may have received it")),
+    Row("resume: more than MAX_BEGUN (an older notifier's count): failed", PROMPT,
+        facts(status="sending", sending_channel=Channel.EMAIL, begun=MAX_BEGUN + 2), Record,
+        Outcome.FAILED, "interrupted", {"attempts": MAX_BEGUN + 2}),
+    Row("resume: opted out since beats the bound", PROMPT,
+        facts(status="sending", sending_channel=Channel.APP, begun=MAX_BEGUN,
+              preferences=APP_OUT), Record, Outcome.SUPPRESSED, "opted_out"),
+    Row("resume: preferences unreadable beats the bound", PROMPT,
+        facts(status="sending", sending_channel=Channel.APP, begun=MAX_BEGUN,
+              unreadable=frozenset({"preferences"})), Wait, fields={"missing": "preferences"}),
     # -- recipient --------------------------------------------------------------------------
     Row("unknown recipient: failed", PROMPT, facts(recipient_known=False), Record,
         Outcome.FAILED, "unknown_recipient",
@@ -226,6 +248,9 @@ ROWS = [
     Row("due, resumed on its channel", PROMPT,
         facts(DEFERRED, status="sending", sending_channel=Channel.APP), Deliver,
         fields={"channel": Channel.APP, "stage": DEFERRED, "resumed": True}),
+    Row("due, interrupted MAX_BEGUN times: failed at that stage", PROMPT,
+        facts(DEFERRED, status="sending", sending_channel=Channel.APP, begun=MAX_BEGUN),
+        Record, Outcome.FAILED, "interrupted", {"stage": DEFERRED}),
     Row("due, unknown recipient: failed at that stage", PROMPT,
         facts(DEFERRED, recipient_known=False), Record, Outcome.FAILED, "unknown_recipient",
         {"stage": DEFERRED}),
@@ -319,6 +344,34 @@ AFTER_WRITES = [
         "http_500",
         "Not sent by email: delivery failed after 3 attempts (http_500).",
     ),
+    (
+        "delivered after a notifier stopped once while delivering it",
+        policy.delivered(Channel.EMAIL, "webhook", 1, NOTIFIER, begun=1),
+        Outcome.DELIVERED,
+        "delivered",
+        "Sent by email through the notification service (webhook). The notifier had stopped "
+        "once while delivering it, before the answer was recorded; it was sent again as the "
+        "same message (the nudge id as its key), so the service may have received it 2 times.",
+    ),
+    (
+        "failed after notifiers stopped twice while delivering it",
+        policy.delivery_failed(Channel.APP, "http_400", 1, NOTIFIER, begun=2),
+        Outcome.FAILED,
+        "http_400",
+        "Not sent by app: delivery failed after 1 attempts (http_400). The notifier had "
+        "stopped 2 times while delivering it, before the answer was recorded; it was sent "
+        "again as the same message (the nudge id as its key), so the service may have "
+        "received it 3 times.",
+    ),
+    (
+        "interrupted",
+        policy.interrupted(Channel.SMS, 3, DEFERRED),
+        Outcome.FAILED,
+        "interrupted",
+        "Not sent again by sms: the notifier stopped 3 times while delivering it, before the "
+        "notification service answered, so it was not tried once more. The service may have "
+        "received it, always as the same message (the nudge id as its key).",
+    ),
 ]
 
 
@@ -339,6 +392,29 @@ def test_the_records_after_a_delivery_name_its_channel_and_attempts() -> None:
     assert (sent.stage, sent.channels, sent.attempts) == (DEFERRED, (Channel.APP,), 2)
     failed = policy.delivery_failed(Channel.EMAIL, "timeout", 3, NOTIFIER)
     assert (failed.stage, failed.channels, failed.attempts) == (NOTIFIER, (Channel.EMAIL,), 3)
+
+
+@pytest.mark.parametrize("begun", [1, 2])
+def test_deliveries_begun_by_stopped_notifiers_count_as_attempts(begun: int) -> None:
+    """Each may have reached the service: the record's attempts count every request."""
+    assert policy.delivered(Channel.APP, "webhook", 1, NOTIFIER, begun).attempts == begun + 1
+    failed = policy.delivery_failed(Channel.APP, "timeout", 4, NOTIFIER, begun)
+    assert failed.attempts == begun + 4
+
+
+def test_a_delivery_is_begun_at_most_max_begun_times_however_often_notifiers_stop() -> None:
+    """Each resume is one more delivery begun; the resume after the last one is a record."""
+    begun, sent = 0, 0
+    while True:
+        state = facts(status="sending" if begun else None, sending_channel=Channel.EMAIL,
+                      begun=begun)  # fmt: skip
+        decision = policy.decide(PROMPT, state, EVERY_CHANNEL)
+        if not isinstance(decision, Deliver):
+            break
+        assert decision.begun == begun
+        sent, begun = sent + 1, begun + 1  # the notifier stops before the answer, again
+    assert sent == MAX_BEGUN
+    assert isinstance(decision, Record) and decision.reason == "interrupted"
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,8 @@ ATT14 = only("attendance_below_50pct_14d")
 
 def test_attendance_below_half_of_at_least_four_sessions_prompts() -> None:
     facts = days(D0, D0 + 2, present=1) | days(D0 + 3, D0 + 8, absent=1)
-    (nudge,) = run(ATT14, student(facts, D0), D0, D0 + 8)
+    # Term started a week before these marks, so the 14-day window is covered by day 6.
+    (nudge,) = run(ATT14, student(facts, D0, term_start=D0 - 7), D0, D0 + 8)
     # 3 of 7 on day 6 is the first rate below 50% (3 of 6 is exactly half).
     assert nudge.explanation.window_end == when(6)
     assert nudge.explanation.metrics["sessions_attended"] == 3
@@ -294,7 +295,8 @@ histories = st.lists(day_facts, min_size=1, max_size=50).map(
 
 
 def _first_breach(facts: dict[int, DayFacts], last: int) -> int | None:
-    for end in range(D0, last + 1):
+    # Not before the whole 14-day window lies in the term, counted from the first day (D0).
+    for end in range(D0 + 13, last + 1):
         window = [facts.get(d, DayFacts()) for d in range(end - 13, end + 1)]
         expected = sum(f.expected for f in window)
         attended = sum(f.attended for f in window)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.model.describe import describe
 from schemas.nudges import Channel, Route, Tier
 from schemas.rules import DEFAULT_RULES, Kind, Mode, RulesFileError, load_rules
 
@@ -206,3 +207,68 @@ def test_rules_check_of_a_bad_file_fails_with_the_problem(tmp_path: Path) -> Non
     assert "attendance_below_50pct_14d" in done.stderr
     assert "window_days" in done.stderr
     assert done.stdout == ""
+
+
+# -- how much evidence a rule needs (min_days) -------------------------------------------------
+
+
+def test_each_shipped_window_rule_needs_its_window_covered_before_it_fires() -> None:
+    by_id = {rule.id: rule for rule in load_rules().rules}
+    needs = {rule_id: rule.required_days for rule_id, rule in by_id.items()}
+    assert needs["attendance_below_50pct_14d"] == 14
+    assert needs["attendance_below_50pct_28d"] == 28
+    assert needs["no_vle_activity_7d"] == 7
+    assert needs["score_drop_2pt_28d"] == 14  # a baseline over at least half the 28 days
+    assert by_id["attendance_below_50pct_14d"].min_sessions == 4
+    assert by_id["attendance_below_50pct_28d"].min_sessions == 8
+
+
+def test_min_days_longer_than_the_window_is_refused_with_the_line(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace("min_days = 14\n", "min_days = 15\n", 1)
+    message = refused(tmp_path, text)
+    line = text.splitlines().index("min_days = 15") + 1
+    assert f"line {line}: rule #2 (id 'attendance_below_50pct_14d'), field min_days" in message
+    assert "more than the window of 14 days" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1.5", '"a week"'])
+def test_min_days_must_be_a_whole_number_of_days(tmp_path: Path, value: str) -> None:
+    message = refused(tmp_path, DEFAULT_TEXT.replace("min_days = 14\n", f"min_days = {value}\n", 1))
+    assert "attendance_below_50pct_14d" in message
+    assert "field min_days" in message
+
+
+def test_an_escalation_rule_refuses_min_days(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace(
+        'id = "prompt_not_recovered_7d"\n', 'id = "prompt_not_recovered_7d"\nmin_days = 3\n'
+    )
+    message = refused(tmp_path, text)
+    assert "prompt_not_recovered_7d" in message
+    assert "field min_days" in message
+    assert "follows a prompt" in message
+
+
+def test_a_rule_without_min_days_needs_its_whole_window(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace("min_days = 28\n", "", 1)
+    by_id = {rule.id: rule for rule in load_rules(write(tmp_path, text)).rules}
+    assert by_id["attendance_below_50pct_28d"].min_days is None
+    assert by_id["attendance_below_50pct_28d"].required_days == 28
+
+
+def test_rules_check_says_how_much_of_the_window_each_rule_needs() -> None:
+    text = describe(load_rules())
+    assert (
+        "Decides only once all 28 days lie in the student's term, with at least 8 expected "
+        "sessions." in text
+    )
+    assert (
+        "Decides once at least 14 of its 28 days have scores from the student's term, saying "
+        "how many it read." in text
+    )
+
+
+def test_the_window_placeholder_is_offered_to_every_kind(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace("over {window} falls below", "over {windows} falls below")
+    message = refused(tmp_path, text)
+    assert "unknown placeholder(s) windows" in message
+    assert "window," in message

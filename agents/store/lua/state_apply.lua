@@ -3,8 +3,9 @@
 -- KEYS[1]   applied offsets hash of the consumer group (partition → offset)
 -- KEYS[2]   watermarks hash of the consumer group (partition → ms)
 -- KEYS[3]   the group's earliest day with data
--- KEYS[4..] every student-state, seen-set, activity and members key the signals touch
--- ARGV[1]   dedup key TTL, seconds
+-- KEYS[4..] every student-state, seen (two per student), activity and members key the
+--           signals touch
+-- ARGV[1]   dedup TTL, seconds: also the length of one de-duplication generation
 -- ARGV[2]   per-student state TTL, seconds
 -- ARGV[3]   source-activity TTL, seconds
 -- ARGV[4]   grace, ms: an event older than its partition's watermark minus this is too late
@@ -12,19 +13,38 @@
 -- ARGV[5]   the number of registered source kinds, S
 -- ARGV[6..] the S source kind names (each student's last-seen time per source is read once)
 -- then      the key map (JSON): where each signal finds its keys, as indexes into KEYS:
---           state[pseudonym], seen[pseudonym][day], activity[source][day],
---           members[partition]; and whole_feed, the sources counted as one location
+--           state[pseudonym], seen[pseudonym] (its two generation keys are that index and
+--           the next), activity[source][day], members[partition]; and whole_feed, the sources
+--           counted as one location
 -- then      triples: partition, offset, payload (a SignalBatch as JSON)
 --
 -- A message whose offset is at or below the partition's applied offset is skipped: it was
--- applied before a crash or rebalance and is being delivered again. Event ids are
--- de-duplicated per student and day. A partition's watermark is the highest watermark the
--- ingest has stamped on its batches (the ingest holds it back for feeds with a backlog, so a
--- fast feed never makes a slow one's events look late; and it ticks partitions whose students
--- are all silent). Also counts activity per source, location and local hour (source health).
+-- applied before a crash or rebalance and is being delivered again. A partition's watermark is
+-- the highest watermark the ingest has stamped on its batches (the ingest holds it back for
+-- feeds with a backlog, so a fast feed never makes a slow one's events look late; and it ticks
+-- partitions whose students are all silent). Also counts activity per source, location and
+-- local hour (source health).
 --
--- Returns {applied, duplicates, skipped_messages, wms, late}: wms is a flat list of partition,
--- watermark-ms; late a flat list of event id, source, lateness-ms, partition, offset.
+-- De-duplication is by feed and event id, whatever the event's time: each student's seen hash
+-- maps a hash of (feed, event id) to a short digest of what the event says (its kind and
+-- context, and for an attendance mark its session and status). The same id again with the same
+-- digest is a duplicate; with another digest it is refused as a conflict, except for an
+-- attendance mark that changes only its status, which is a correction. Ids are kept in two
+-- generations of ARGV[1] each of event time (the partition's watermark): the current one and
+-- the one before, so an id is remembered for one to two generations.
+--
+-- Attendance marks are kept per student and session (field 'm' .. hash of the session id in
+-- the seen hash), as time:day:status of the latest mark made on each day; the session counts
+-- on the day of its earliest mark, with the status of the latest: a correction replaces the
+-- earlier mark, it never adds one. A correction made on a later day than the session's is
+-- effective from its own day: it is kept apart in the student's 'ac' field as
+-- session-day:effective-day:p,l,a,e changes, so a decision about any day reads the marks as they
+-- were known on that day, live and in a replay alike.
+--
+-- Returns {applied, duplicates, skipped_messages, wms, refused, corrections}: wms is a flat list
+-- of partition, watermark-ms; refused a flat list of event id, source, lateness-ms, partition,
+-- offset, reason (too_late, correction_too_late, duplicate_conflict); corrections the number of
+-- marks that replaced an earlier one.
 local dedup_ttl = tonumber(ARGV[1])
 local state_ttl = tonumber(ARGV[2])
 local activity_ttl = tonumber(ARGV[3])
@@ -39,11 +59,12 @@ for _, name in ipairs(key_map['whole_feed']) do whole_feed[name] = true end
 local offsets_key = KEYS[1]
 local wm_key = KEYS[2]
 local first_key = KEYS[3]
+local generation_ms = dedup_ttl * 1000
 
-local status_slot = {present = 1, late = 2, absent = 3, excused = 4}
-local applied, duplicates, skipped = 0, 0, 0
-local late = {}
-local seen_keys = {}
+-- Status → position in the day's present,late,absent,excused counts; withdrawn counts nowhere.
+local status_slot = {present = 1, late = 2, absent = 3, excused = 4, withdrawn = 0}
+local applied, duplicates, skipped, corrections = 0, 0, 0, 0
+local refused = {}
 local watermarks = {}
 local last_offset = {}
 local activity = {}
@@ -51,6 +72,7 @@ local first_day = nil
 -- Each student touched by the batch is read once, updated in this table, and written once at
 -- the end: many events of one student in a batch cost one read and one write, not one each.
 local students = {}
+local seen_of = {}
 
 local function student(who, sk, mk)
   local st = students[who]
@@ -58,7 +80,7 @@ local function student(who, sk, mk)
     local v = redis.call('HMGET', sk, 'first', unpack(last_seen_fields))
     st = {
       sk = sk, mk = mk, first = tonumber(v[1]) or -1, new = v[1] == false,
-      ls = {}, dirty = {}, incr = {}, att = {},
+      ls = {}, dirty = {}, incr = {}, att = {}, ac = nil,
     }
     for n = 1, source_count do st.ls[ARGV[5 + n]] = tonumber(v[n + 1]) or -1 end
     students[who] = st
@@ -66,24 +88,214 @@ local function student(who, sk, mk)
   return st
 end
 
-local function apply_attendance(st, kind, day)
-  -- One field per day holds the four mark counts, so a window is one HMGET field a day.
-  local slot = status_slot[kind]
-  if slot == nil then return end
+-- The student's two seen generations: the current one (by the partition's watermark when the
+-- batch first meets the student; never before a generation already written) and the one
+-- before; a slot holding an older generation is stale and is emptied before it is reused.
+local function seen(who, clock)
+  local dd = seen_of[who]
+  if dd == nil then
+    local index = key_map['seen'][who]
+    local slots = {KEYS[index], KEYS[index + 1]}
+    local gens = {}
+    local generation = math.floor(clock / generation_ms)
+    for n = 1, 2 do
+      gens[n] = tonumber(redis.call('HGET', slots[n], '@') or '')
+      if gens[n] ~= nil and gens[n] > generation then generation = gens[n] end
+    end
+    local c = generation % 2 + 1
+    local o = 3 - c
+    dd = {
+      cur = slots[c], old = slots[o], generation = generation,
+      cur_valid = gens[c] == generation, cur_stale = gens[c] ~= nil and gens[c] ~= generation,
+      old_valid = gens[o] == generation - 1, touched = false,
+    }
+    seen_of[who] = dd
+  end
+  return dd
+end
+
+local function recall(dd, field)
+  if dd.cur_valid then
+    local v = redis.call('HGET', dd.cur, field)
+    if v then return v end
+  end
+  if dd.old_valid then
+    local v = redis.call('HGET', dd.old, field)
+    if v then return v end
+  end
+  return nil
+end
+
+local function prepare(dd)
+  if not dd.cur_valid then
+    if dd.cur_stale then redis.call('DEL', dd.cur) end
+    redis.call('HSET', dd.cur, '@', string.format('%d', dd.generation))
+    dd.cur_valid, dd.cur_stale = true, false
+  end
+end
+
+local function remember(dd, field, value)
+  prepare(dd)
+  redis.call('HSET', dd.cur, field, value)
+  dd.touched = true
+end
+
+-- One session's marks, one per day in day order: {t, e, s} is the latest mark made on day e
+-- (its time, day and status slot). Only the status at the end of each day counts, so an
+-- earlier mark of the same day needs no keeping. The first day is the day the session counts on.
+local function read_marks(text)
+  local marks = {}
+  for t, e, s in string.gmatch(text, '(-?%d+):(-?%d+):(%d)') do
+    marks[#marks + 1] = {tonumber(t), tonumber(e), tonumber(s)}
+  end
+  return marks
+end
+
+local function write_marks(marks)
+  local parts = {}
+  for n, m in ipairs(marks) do parts[n] = string.format('%d:%d:%d', m[1], m[2], m[3]) end
+  return table.concat(parts, ';')
+end
+
+-- What a session's marks add to the counts: 'a:' .. day for the status at the end of the day it
+-- counts on, and day:effective-day for each later day's change of status.
+local function mark_cells(marks)
+  local out = {}
+  local first = marks[1][2]
+  local before = 0
+  for i, m in ipairs(marks) do
+    local counts = {0, 0, 0, 0}
+    if i == 1 then out['a:' .. first] = counts else out[first .. ':' .. m[2]] = counts end
+    if before > 0 then counts[before] = counts[before] - 1 end
+    if m[3] > 0 then counts[m[3]] = counts[m[3]] + 1 end
+    before = m[3]
+  end
+  return out
+end
+
+-- The marks with a new one (time t, day e, status s); nil when it changes nothing: a mark of a
+-- day that already has a later one, or the same mark again. At equal times the later arrival
+-- wins.
+local function with_mark(marks, t, e, s)
+  local out = {}
+  local placed = false
+  for _, m in ipairs(marks or {}) do
+    if m[2] == e then
+      if t < m[1] or (t == m[1] and s == m[3]) then return nil end
+      out[#out + 1] = {t, e, s}
+      placed = true
+    else
+      if not placed and m[2] > e then
+        out[#out + 1] = {t, e, s}
+        placed = true
+      end
+      out[#out + 1] = m
+    end
+  end
+  if not placed then out[#out + 1] = {t, e, s} end
+  return out
+end
+
+local function day_counts(st, day)
   local counts = st.att[day]
   if counts == nil then
     counts = {0, 0, 0, 0}
     local current = redis.call('HGET', st.sk, 'a:' .. day)
     if current then
       local n = 1
-      for v in string.gmatch(current, '%d+') do
+      for v in string.gmatch(current, '-?%d+') do
         counts[n] = tonumber(v)
         n = n + 1
       end
     end
     st.att[day] = counts
   end
-  counts[slot] = counts[slot] + 1
+  return counts
+end
+
+local function corrections_of(st)
+  if st.ac == nil then
+    st.ac = {}
+    local text = redis.call('HGET', st.sk, 'ac')
+    if text then
+      for cell, values in string.gmatch(text, '([^;=]+)=([^;]+)') do
+        local counts = {}
+        for v in string.gmatch(values, '-?%d+') do table.insert(counts, tonumber(v)) end
+        st.ac[cell] = counts
+      end
+    end
+  end
+  return st.ac
+end
+
+local function add_cells(st, cells, sign)
+  for cell, counts in pairs(cells) do
+    local target
+    if string.sub(cell, 1, 2) == 'a:' then
+      target = day_counts(st, tonumber(string.sub(cell, 3)))
+    else
+      local ac = corrections_of(st)
+      target = ac[cell]
+      if target == nil then
+        target = {0, 0, 0, 0}
+        ac[cell] = target
+      end
+    end
+    for n = 1, 4 do target[n] = target[n] + sign * counts[n] end
+  end
+end
+
+-- Count a change of status of a session that counts on day ``first``, as known from day ``e``:
+-- on ``first`` itself it changes that day's counts, from a later day the corrections kept apart.
+local function bump(st, first, e, slot, delta)
+  if st == nil or slot == 0 then return end
+  local target
+  if e == first then
+    target = day_counts(st, first)
+  else
+    local ac = corrections_of(st)
+    local cell = first .. ':' .. e
+    target = ac[cell]
+    if target == nil then
+      target = {0, 0, 0, 0}
+      ac[cell] = target
+    end
+  end
+  target[slot] = target[slot] + delta
+end
+
+-- Add a mark (time t, day e, status s) to a session's marks (their text, or nil for none) and
+-- count what it changes (nothing when st is nil); returns the new text, or nil when the mark
+-- changes nothing. A mark for the session's latest day or a later one, as marks usually come,
+-- touches only the text's first and last entries; an earlier day's recounts the session.
+local function add_mark(st, text, t, e, s)
+  local entry = string.format('%d:%d:%d', t, e, s)
+  if text == nil then
+    bump(st, e, e, s, 1)
+    return entry
+  end
+  local head, lt, le, ls = string.match(text, '^(.-)(-?%d+):(-?%d+):(%d)$')
+  lt, le, ls = tonumber(lt), tonumber(le), tonumber(ls)
+  local first = tonumber(string.match(text, '^-?%d+:(-?%d+)'))
+  if e > le then
+    bump(st, first, e, ls, -1)
+    bump(st, first, e, s, 1)
+    return text .. ';' .. entry
+  end
+  if e == le then
+    if t < lt or (t == lt and s == ls) then return nil end
+    bump(st, first, e, ls, -1)
+    bump(st, first, e, s, 1)
+    return head .. entry
+  end
+  local marks = read_marks(text)
+  local next_marks = with_mark(marks, t, e, s)
+  if next_marks == nil then return nil end
+  if st ~= nil then
+    add_cells(st, mark_cells(marks), -1)
+    add_cells(st, mark_cells(next_marks), 1)
+  end
+  return write_marks(next_marks)
 end
 
 local function count_activity(key, s, src)
@@ -100,41 +312,95 @@ local function count_activity(key, s, src)
   per_key[field] = (per_key[field] or 0) + 1
 end
 
+local function refuse(s, src, lateness, partition, offset, reason)
+  for _, v in ipairs({s['event_id'], src, lateness, partition, offset, reason}) do
+    table.insert(refused, v)
+  end
+end
+
 local function apply_signal(s, partition, offset, wm)
   local who = s['pseudonym']
   local day = s['day']
   local src = s['source']
-  local day_label = string.format('%d', day)
-  -- Event ids are remembered in one set per student and day: adding to a set is cheaper
-  -- than one expiring key per event, and the set expires as a whole.
-  local dk = KEYS[key_map['seen'][who][day_label]]
   local ts = s['occurred_at_ms']
-  if ts < wm - grace_ms then
-    -- More than the grace period behind its partition: not counted, reported instead.
-    if redis.call('SISMEMBER', dk, s['event_id']) == 1 then
-      duplicates = duplicates + 1
-    else
-      for _, v in ipairs({s['event_id'], src, wm - ts, partition, offset}) do
-        table.insert(late, v)
+  local kind, context = s['kind'], s['context']
+  local session = s['session']
+  local marked = src == 'attendance' and type(session) == 'string' and session ~= ''
+  local clock = wm
+  if clock <= 0 then clock = ts end  -- no watermark yet: the event's own time
+  local dd = seen(who, clock)
+  local id_field = string.sub(redis.sha1hex(src .. '\n' .. s['event_id']), 1, 16)
+  local digest, slot, mark_field
+  if marked then
+    slot = status_slot[kind] or 0
+    digest = string.sub(redis.sha1hex(context .. '\n' .. session), 1, 8) .. slot
+    mark_field = 'm' .. string.sub(redis.sha1hex(session), 1, 16)
+  else
+    digest = string.sub(redis.sha1hex(kind .. '\n' .. context), 1, 8)
+  end
+  local known, fresh
+  if marked or ts < wm - grace_ms then
+    known = recall(dd, id_field)
+  else
+    -- The common case, an event not seen before, costs one call: HSETNX in the current
+    -- generation (after a look in the previous one, while there is one).
+    if dd.old_valid then known = redis.call('HGET', dd.old, id_field) or nil end
+    if known == nil then
+      prepare(dd)
+      if redis.call('HSETNX', dd.cur, id_field, digest) == 1 then
+        dd.touched, fresh = true, true
+      else
+        known = redis.call('HGET', dd.cur, id_field) or nil
       end
     end
-    return wm
   end
-  if redis.call('SADD', dk, s['event_id']) == 0 then
-    duplicates = duplicates + 1
-    return wm
+  local restatus = false
+  if known ~= nil then
+    if known == digest then
+      duplicates = duplicates + 1
+      return
+    end
+    if not (marked and string.sub(known, 1, 8) == string.sub(digest, 1, 8)) then
+      refuse(s, src, 0, partition, offset, 'duplicate_conflict')
+      return
+    end
+    restatus = true  -- the same mark again with another status: a correction
   end
-  if not seen_keys[dk] then
-    seen_keys[dk] = true
-    redis.call('EXPIRE', dk, dedup_ttl)
+  local marks
+  if marked then marks = recall(dd, mark_field) end
+  if ts < wm - grace_ms then
+    -- More than the grace period behind its partition: not counted, reported instead.
+    local reason = 'too_late'
+    if marks ~= nil or restatus then
+      if add_mark(nil, marks, ts, day, slot) == nil then
+        duplicates = duplicates + 1  -- this mark is there already, under another event id
+        return
+      end
+      reason = 'correction_too_late'
+    end
+    refuse(s, src, wm - ts, partition, offset, reason)
+    return
   end
+  local st = student(who, KEYS[key_map['state'][who]], KEYS[key_map['members'][partition]])
+  if marked then
+    local next_marks = add_mark(st, marks, ts, day, slot)
+    if next_marks == nil then
+      duplicates = duplicates + 1  -- this mark is there already, under another event id
+      return
+    end
+    remember(dd, mark_field, next_marks)
+    if marks ~= nil then corrections = corrections + 1 end
+  elseif src == 'attendance' then
+    local counts = day_counts(st, day)  -- a mark without a session: counted as it comes
+    local n = status_slot[kind] or 0
+    if n > 0 then counts[n] = counts[n] + 1 end
+  end
+  if not fresh then remember(dd, id_field, digest) end
   applied = applied + 1
   if first_day == nil or day < first_day then first_day = day end
-  local st = student(who, KEYS[key_map['state'][who]], KEYS[key_map['members'][partition]])
   local field = 'd:' .. day .. ':' .. src
   st.incr[field] = (st.incr[field] or 0) + 1
-  if src == 'attendance' then apply_attendance(st, s['kind'], day) end
-  count_activity(KEYS[key_map['activity'][src][day_label]], s, src)
+  count_activity(KEYS[key_map['activity'][src][string.format('%d', day)]], s, src)
   if st.first < 0 or ts < st.first then
     st.first = ts
     st.dirty['first'] = true
@@ -143,7 +409,6 @@ local function apply_signal(s, partition, offset, wm)
     st.ls[src] = ts
     st.dirty['ls:' .. src] = true
   end
-  return wm
 end
 
 for i = 7 + source_count, #ARGV, 3 do
@@ -163,7 +428,7 @@ for i = 7 + source_count, #ARGV, 3 do
       wm = tonumber(redis.call('HGET', wm_key, partition) or '0')
     end
     for _, s in ipairs(batch['signals']) do
-      wm = apply_signal(s, partition, offset, wm)
+      apply_signal(s, partition, offset, wm)
     end
     -- The stamp covers this message's own signals, so it applies from the next message on: a
     -- batch that spans days (a backlog, a replay chunk) is judged against what came before it.
@@ -179,6 +444,20 @@ for who, st in pairs(students) do
   for day, counts in pairs(st.att) do
     redis.call('HSET', st.sk, 'a:' .. day, table.concat(counts, ','))
   end
+  if st.ac ~= nil then
+    local parts = {}
+    for cell, counts in pairs(st.ac) do
+      if counts[1] ~= 0 or counts[2] ~= 0 or counts[3] ~= 0 or counts[4] ~= 0 then
+        table.insert(parts, cell .. '=' .. table.concat(counts, ','))
+      end
+    end
+    table.sort(parts)
+    if #parts > 0 then
+      redis.call('HSET', st.sk, 'ac', table.concat(parts, ';'))
+    else
+      redis.call('HDEL', st.sk, 'ac')
+    end
+  end
   for field, _ in pairs(st.dirty) do
     local value = st.first
     if field ~= 'first' then value = st.ls[string.sub(field, 4)] end
@@ -188,6 +467,9 @@ for who, st in pairs(students) do
     redis.call('SADD', st.mk, who)
   end
   redis.call('EXPIRE', st.sk, state_ttl)
+end
+for _, dd in pairs(seen_of) do
+  if dd.touched then redis.call('EXPIRE', dd.cur, dedup_ttl) end
 end
 
 for key, fields in pairs(activity) do
@@ -213,4 +495,4 @@ end
 for partition, offset in pairs(last_offset) do
   redis.call('HSET', offsets_key, partition, offset)
 end
-return {applied, duplicates, skipped, wms, late}
+return {applied, duplicates, skipped, wms, refused, corrections}

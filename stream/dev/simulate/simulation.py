@@ -165,7 +165,8 @@ TUTORS: Final = 25
 
 
 def _roster(config: SimConfig, students: list[Student]) -> list[dict[str, object]]:
-    """Roster entries: modules, a personal tutor and (for some) a sponsored visa."""
+    """Roster entries: modules, a personal tutor, (for some) a sponsored visa, and the term
+    start, from which the rules count their windows."""
     rng = random.Random(f"{config.seed}/roster")  # noqa: S311 - its own stream: events unchanged
     return [
         {
@@ -175,6 +176,7 @@ def _roster(config: SimConfig, students: list[Student]) -> list[dict[str, object
             "course": "BSc Natural Sciences",
             "modules": sorted({session.module.code for session in s.sessions}),
             "sponsored_visa": rng.random() < VISA_SHARE,
+            "term_starts_on": config.start.isoformat(),
         }
         for index, s in enumerate(students)
     ]
