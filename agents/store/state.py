@@ -6,9 +6,9 @@ key register (``schemas/keys.py``), which says what each holds and how long it i
 student hash holds ``d:{day}:{source}`` counts, ``a:{day}`` attendance marks as
 ``present,late,absent,excused`` (each session once, with the status of its latest mark made
 that day), ``ac`` (register corrections made on a later day than the session's, each with the
-day it takes effect), ``first`` and ``ls:{source}`` (epoch ms) and ``rs`` (the encoded rule
-state). The seen hashes (two generations per student) hold the event ids counted, by feed,
-and every session's marks; see ``lua/state_apply.lua``.
+day it takes effect), ``first`` and ``ls:{source}`` (epoch ms), ``sg`` (which generation each
+of the student's two seen hashes holds) and ``rs`` (the encoded rule state). The seen hashes
+hold the event ids counted, by feed, and every session's marks; see ``lua/state_apply.lua``.
 """
 
 from __future__ import annotations

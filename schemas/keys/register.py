@@ -33,16 +33,16 @@ STATE = _family(
     "state", "{p}:s:{pseudonym}", "hash",
     "One student's day counts per source (d:{day}:{source}), attendance marks per day "
     "(a:{day}), register corrections made on a later day (ac), first and last seen per "
-    "source, rule state (rs).",
+    "source, which generation each seen key holds (sg), rule state (rs).",
     "name", Retention.RULE_STATE, "ENGAGEMENT_STATE_TTL_DAYS (60) after the last event",
     "pseudonym",
 )  # fmt: skip
 SEEN = _family(
     "seen", "{p}:seen:{pseudonym}:{slot}", "hash",
     "What one student's events were, in one generation (slot 0 or 1) spanning "
-    "ENGAGEMENT_DEDUP_TTL_DAYS of event time: a hash of feed and event id → a digest of the "
-    "event's content (de-duplication), and each attendance session → its marks (a correction "
-    "replaces the earlier mark). Earlier releases kept per-day sets here, numbered by the day.",
+    "ENGAGEMENT_DEDUP_TTL_DAYS of event time: feed and event id → what the event said, both "
+    "hashed when long (de-duplication); each attendance session → its latest mark per day (a "
+    "correction replaces the earlier mark). Earlier releases kept per-day sets here.",
     "name", Retention.DEDUP,
     "ENGAGEMENT_DEDUP_TTL_DAYS (14) after the last write; emptied when the slot is reused",
     "pseudonym",

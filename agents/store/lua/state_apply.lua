@@ -26,15 +26,16 @@
 -- local hour (source health).
 --
 -- De-duplication is by feed and event id, whatever the event's time: each student's seen hash
--- maps a hash of (feed, event id) to a short digest of what the event says (its kind and
--- context, and for an attendance mark its session and status). The same id again with the same
--- digest is a duplicate; with another digest it is refused as a conflict, except for an
--- attendance mark that changes only its status, which is a correction. Ids are kept in two
--- generations of ARGV[1] each of event time (the partition's watermark): the current one and
--- the one before, so an id is remembered for one to two generations.
+-- maps feed:event-id to what the event says: its kind and context, or for an attendance mark
+-- its module and session, and its status (each text hashed when long). The same id again
+-- saying the same is a duplicate; saying something else, it is refused as a conflict, except
+-- an attendance mark that changes only its status, which is a correction. Ids are kept in two
+-- generations of ARGV[1] of event time each (by the partition's watermark): the current one and
+-- the one before, so an id is remembered for one to two generations; the state's 'sg' field
+-- says which generation each of the student's two seen keys holds.
 --
--- Attendance marks are kept per student and session (field 'm' .. hash of the session id in
--- the seen hash), as time:day:status of the latest mark made on each day; the session counts
+-- Attendance marks are kept per student and session (field 'm:' .. session id, hashed when long,
+-- in the seen hash), as time:day:status of the latest mark made on each day; the session counts
 -- on the day of its earliest mark, with the status of the latest: a correction replaces the
 -- earlier mark, it never adds one. A correction made on a later day than the session's is
 -- effective from its own day: it is kept apart in the student's 'ac' field as
@@ -77,12 +78,16 @@ local seen_of = {}
 local function student(who, sk, mk)
   local st = students[who]
   if st == nil then
-    local v = redis.call('HMGET', sk, 'first', unpack(last_seen_fields))
+    local v = redis.call('HMGET', sk, 'first', 'sg', unpack(last_seen_fields))
     st = {
       sk = sk, mk = mk, first = tonumber(v[1]) or -1, new = v[1] == false,
-      ls = {}, dirty = {}, incr = {}, att = {}, ac = nil,
+      ls = {}, dirty = {}, incr = {}, att = {}, ac = nil, sg = {},
     }
-    for n = 1, source_count do st.ls[ARGV[5 + n]] = tonumber(v[n + 1]) or -1 end
+    for n = 1, source_count do st.ls[ARGV[5 + n]] = tonumber(v[n + 2]) or -1 end
+    if v[2] then
+      local g0, g1 = string.match(v[2], '^(-?%d*),(-?%d*)$')
+      st.sg = {tonumber(g0), tonumber(g1)}
+    end
     students[who] = st
   end
   return st
@@ -90,22 +95,22 @@ end
 
 -- The student's two seen generations: the current one (by the partition's watermark when the
 -- batch first meets the student; never before a generation already written) and the one
--- before; a slot holding an older generation is stale and is emptied before it is reused.
-local function seen(who, clock)
+-- before. Which generation each slot holds is the state's 'sg' field; a slot holding an older
+-- one is stale and is emptied before it is reused.
+local function seen(who, clock, st)
   local dd = seen_of[who]
   if dd == nil then
     local index = key_map['seen'][who]
     local slots = {KEYS[index], KEYS[index + 1]}
-    local gens = {}
+    local gens = st.sg
     local generation = math.floor(clock / generation_ms)
     for n = 1, 2 do
-      gens[n] = tonumber(redis.call('HGET', slots[n], '@') or '')
       if gens[n] ~= nil and gens[n] > generation then generation = gens[n] end
     end
     local c = generation % 2 + 1
     local o = 3 - c
     dd = {
-      cur = slots[c], old = slots[o], generation = generation,
+      st = st, slot = c, cur = slots[c], old = slots[o], generation = generation,
       cur_valid = gens[c] == generation, cur_stale = gens[c] ~= nil and gens[c] ~= generation,
       old_valid = gens[o] == generation - 1, touched = false,
     }
@@ -129,7 +134,8 @@ end
 local function prepare(dd)
   if not dd.cur_valid then
     if dd.cur_stale then redis.call('DEL', dd.cur) end
-    redis.call('HSET', dd.cur, '@', string.format('%d', dd.generation))
+    dd.st.sg[dd.slot] = dd.generation
+    dd.st.dirty['sg'] = true
     dd.cur_valid, dd.cur_stale = true, false
   end
 end
@@ -274,19 +280,19 @@ local function add_mark(st, text, t, e, s)
     bump(st, e, e, s, 1)
     return entry
   end
-  local head, lt, le, ls = string.match(text, '^(.-)(-?%d+):(-?%d+):(%d)$')
+  local cut = string.match(text, '.*;()') or 1  -- where the last entry starts
+  local head = string.sub(text, 1, cut - 1)
+  local lt, le, ls = string.match(text, '^(-?%d+):(-?%d+):(%d)$', cut)
   lt, le, ls = tonumber(lt), tonumber(le), tonumber(ls)
   local first = tonumber(string.match(text, '^-?%d+:(-?%d+)'))
-  if e > le then
-    bump(st, first, e, ls, -1)
-    bump(st, first, e, s, 1)
+  if e >= le then
+    if e == le and (t < lt or (t == lt and s == ls)) then return nil end
+    if s ~= ls then
+      bump(st, first, e, ls, -1)
+      bump(st, first, e, s, 1)
+    end
+    if e == le then return head .. entry end
     return text .. ';' .. entry
-  end
-  if e == le then
-    if t < lt or (t == lt and s == ls) then return nil end
-    bump(st, first, e, ls, -1)
-    bump(st, first, e, s, 1)
-    return head .. entry
   end
   local marks = read_marks(text)
   local next_marks = with_mark(marks, t, e, s)
@@ -312,6 +318,13 @@ local function count_activity(key, s, src)
   per_key[field] = (per_key[field] or 0) + 1
 end
 
+-- A text as it is when short (most event ids, a VLE action and course), else the first
+-- ``size`` hex digits of its SHA-1 (never equal to a short text, which has a ':' or a newline).
+local function compact(text, limit, size)
+  if #text <= limit then return text end
+  return string.sub(redis.sha1hex(text), 1, size)
+end
+
 local function refuse(s, src, lateness, partition, offset, reason)
   for _, v in ipairs({s['event_id'], src, lateness, partition, offset, reason}) do
     table.insert(refused, v)
@@ -328,15 +341,16 @@ local function apply_signal(s, partition, offset, wm)
   local marked = src == 'attendance' and type(session) == 'string' and session ~= ''
   local clock = wm
   if clock <= 0 then clock = ts end  -- no watermark yet: the event's own time
-  local dd = seen(who, clock)
-  local id_field = string.sub(redis.sha1hex(src .. '\n' .. s['event_id']), 1, 16)
+  local st = student(who, KEYS[key_map['state'][who]], KEYS[key_map['members'][partition]])
+  local dd = seen(who, clock, st)
+  local id_field = compact(src .. ':' .. s['event_id'], 40, 16)
   local digest, slot, mark_field
   if marked then
     slot = status_slot[kind] or 0
-    digest = string.sub(redis.sha1hex(context .. '\n' .. session), 1, 8) .. slot
-    mark_field = 'm' .. string.sub(redis.sha1hex(session), 1, 16)
+    digest = compact(context .. '\n' .. session, 40, 12) .. '\t' .. slot
+    mark_field = 'm:' .. compact(session, 40, 16)
   else
-    digest = string.sub(redis.sha1hex(kind .. '\n' .. context), 1, 8)
+    digest = compact(kind .. '\n' .. context, 24, 12)
   end
   local known, fresh
   if marked or ts < wm - grace_ms then
@@ -360,7 +374,7 @@ local function apply_signal(s, partition, offset, wm)
       duplicates = duplicates + 1
       return
     end
-    if not (marked and string.sub(known, 1, 8) == string.sub(digest, 1, 8)) then
+    if not (marked and string.sub(known, 1, -2) == string.sub(digest, 1, -2)) then
       refuse(s, src, 0, partition, offset, 'duplicate_conflict')
       return
     end
@@ -381,7 +395,6 @@ local function apply_signal(s, partition, offset, wm)
     refuse(s, src, wm - ts, partition, offset, reason)
     return
   end
-  local st = student(who, KEYS[key_map['state'][who]], KEYS[key_map['members'][partition]])
   if marked then
     local next_marks = add_mark(st, marks, ts, day, slot)
     if next_marks == nil then
@@ -397,6 +410,7 @@ local function apply_signal(s, partition, offset, wm)
   end
   if not fresh then remember(dd, id_field, digest) end
   applied = applied + 1
+  st.applied = true
   if first_day == nil or day < first_day then first_day = day end
   local field = 'd:' .. day .. ':' .. src
   st.incr[field] = (st.incr[field] or 0) + 1
@@ -459,14 +473,20 @@ for who, st in pairs(students) do
     end
   end
   for field, _ in pairs(st.dirty) do
-    local value = st.first
-    if field ~= 'first' then value = st.ls[string.sub(field, 4)] end
-    redis.call('HSET', st.sk, field, string.format('%d', value))
+    if field == 'sg' then
+      local g0, g1 = st.sg[1], st.sg[2]
+      redis.call('HSET', st.sk, 'sg', (g0 and string.format('%d', g0) or '') .. ',' ..
+        (g1 and string.format('%d', g1) or ''))
+    else
+      local value = st.first
+      if field ~= 'first' then value = st.ls[string.sub(field, 4)] end
+      redis.call('HSET', st.sk, field, string.format('%d', value))
+    end
   end
-  if st.new then
+  if st.new and st.applied then
     redis.call('SADD', st.mk, who)
   end
-  redis.call('EXPIRE', st.sk, state_ttl)
+  if st.applied then redis.call('EXPIRE', st.sk, state_ttl) end
 end
 for _, dd in pairs(seen_of) do
   if dd.touched then redis.call('EXPIRE', dd.cur, dedup_ttl) end
