@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import redis.asyncio as aioredis
 
 from schemas.errors import ConfigError
 from schemas.settings import ENV, Settings, load_settings
 from stream.endpoints import load_endpoints
 
 DEV_KEY_FILE = "pseudonym.key"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,3 +65,16 @@ def load_runtime(**overrides: object) -> Runtime:
         raise ConfigError(msg)
     # REDIS_PASSWORD_FILE (a container secret) joins the URL here, where every client gets it.
     return Runtime(settings, kafka, settings.redis_url_with_password(redis_url))
+
+
+def with_redis(runtime: Runtime, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    """Run one command's ``work`` on its own Redis connection, closed afterwards."""
+
+    async def go() -> T:
+        client = aioredis.Redis.from_url(runtime.redis_url)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())

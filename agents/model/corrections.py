@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 from agents.model.eventtime import pretty
 from agents.model.findings import FINDERS, Finding
-from agents.model.rules import nudge_id
+from agents.model.rules import nudge_id, rule_fields
 from agents.model.score import DayFacts
 from agents.model.student import Student
 from schemas.nudges import Explanation, Nudge
-from schemas.rules import Mode, Rule, RuleSet
+from schemas.rules import Rule, RuleSet
 
 STATUSES = ("present", "late", "absent", "excused")
 _END_OF_DAY = time(23, 59, 59)
@@ -143,12 +143,7 @@ def _notice(
     return Nudge(
         nudge_id=correction_id(original, day),
         pseudonym=student.pseudonym,
-        rule_id=rule.id,
-        rule_version=rule.version,
-        tier=rule.tier,
-        channels=rule.channels,
-        route=rule.route,
-        mode="shadow" if rule.mode is Mode.SHADOW else "live",
+        **rule_fields(rule),
         suppressed="data_corrected",
         created_at=datetime.combine(date.fromordinal(day), _END_OF_DAY, tzinfo=zone),
         explanation=Explanation(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from agents.model.eventtime import pretty
@@ -46,6 +47,19 @@ def _gap_notes(rule: Rule, student: Student, start: int, day: int) -> list[str]:
             if source in rule.sources:
                 notes.append(note)
     return notes
+
+
+def rule_fields(rule: Rule) -> dict[str, Any]:
+    """What every nudge a rule makes says about the rule: id, version, tier, channels, route
+    and mode."""
+    return {
+        "rule_id": rule.id,
+        "rule_version": rule.version,
+        "tier": rule.tier,
+        "channels": rule.channels,
+        "route": rule.route,
+        "mode": "shadow" if rule.mode is Mode.SHADOW else "live",
+    }
 
 
 def _nudge(
@@ -81,12 +95,7 @@ def _nudge(
     return Nudge(
         nudge_id=nudge_id(rule.id, rule.version, student.pseudonym, start, end),
         pseudonym=student.pseudonym,
-        rule_id=rule.id,
-        rule_version=rule.version,
-        tier=rule.tier,
-        channels=rule.channels,
-        route=rule.route,
-        mode="shadow" if rule.mode is Mode.SHADOW else "live",
+        **rule_fields(rule),
         suppressed=suppressed,  # type: ignore[arg-type]  # one of the Literal's values
         created_at=created,
         explanation=Explanation(

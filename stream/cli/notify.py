@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,21 +21,10 @@ import redis.asyncio as aioredis
 from schemas.errors import ConfigError
 from schemas.keys import Keys
 from stream.cli.helptext import add_command
-from stream.runtime import Runtime, load_runtime
+from stream.runtime import Runtime, load_runtime, with_redis
 
 T = TypeVar("T")
 APPLY_WAIT_S = 10.0
-
-
-def _run(runtime: Runtime, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    async def go() -> T:
-        client = aioredis.Redis.from_url(runtime.redis_url)
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
 
 
 def _pseudonym(runtime: Runtime, student_id: str) -> str:
@@ -68,7 +56,7 @@ def cmd_prefs(args: argparse.Namespace) -> int:
         }
 
     if args.action in ("show", "history"):
-        print(json.dumps(_run(runtime, show), indent=2, sort_keys=True))
+        print(json.dumps(with_redis(runtime, show), indent=2, sort_keys=True))
         return 0
     opt_out = set(args.opt_out or [])
     opt_in = set(args.opt_in or [])
@@ -102,9 +90,9 @@ def cmd_prefs(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.2)
         return False
 
-    if _run(runtime, wait):
+    if with_redis(runtime, wait):
         print("applied:")
-        print(json.dumps(_run(runtime, show)["preferences"], indent=2, sort_keys=True))
+        print(json.dumps(with_redis(runtime, show)["preferences"], indent=2, sort_keys=True))
     else:
         print("not applied yet: the notifier applies it when it runs (nothing is lost)")
     return 0
@@ -146,7 +134,7 @@ def cmd_interventions(args: argparse.Namespace) -> int:
             records = await InterventionLog(client, prefix).for_student(pseudonym)
             return [r.model_dump_json() for r in records]
 
-        for line in _run(runtime, show):
+        for line in with_redis(runtime, show):
             print(line)
         return 0
     return _export(runtime, args)
@@ -187,7 +175,7 @@ def _export(runtime: Runtime, args: argparse.Namespace) -> int:
                     )
         return records, identities
 
-    records, identities = _run(runtime, gather)
+    records, identities = with_redis(runtime, gather)
     report = write_exports(
         records,
         identities,
@@ -268,7 +256,7 @@ def cmd_review(args: argparse.Namespace) -> int:
             if producer is not None:
                 producer.close()
 
-    return _run(runtime, work)
+    return with_redis(runtime, work)
 
 
 def _print_items(items: list[Any], now: datetime) -> None:

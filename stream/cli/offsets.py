@@ -10,32 +10,19 @@ the next message a worker reads on each partition is applied, whatever its offse
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from schemas.errors import ConfigError
 from stream.cli.helptext import add_command
-from stream.runtime import Runtime, load_runtime
+from stream.runtime import Runtime, load_runtime, with_redis
 
 if TYPE_CHECKING:
     from agents.store.state import EngagementStore
 
 T = TypeVar("T")
-
-
-def _run(runtime: Runtime, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    async def go() -> T:
-        client = aioredis.Redis.from_url(runtime.redis_url)
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
 
 
 def _store(runtime: Runtime, client: aioredis.Redis, group: str) -> EngagementStore:
@@ -59,7 +46,7 @@ def _stored(runtime: Runtime, group: str | None) -> dict[str, dict[int, int]]:
         groups = [group] if group else await stored_groups(client, runtime.settings.key_prefix)
         return {g: await _store(runtime, client, g).applied_offsets() for g in groups}
 
-    return _run(runtime, read)
+    return with_redis(runtime, read)
 
 
 def describe(partition: int, applied: int | None, end: int | None) -> str:
@@ -142,7 +129,7 @@ def cmd_reset(args: argparse.Namespace, runtime: Runtime) -> int:
         store = _store(runtime, client, args.group)
         await store.set_applied_offsets(dict.fromkeys(partitions))
 
-    _run(runtime, forget)
+    with_redis(runtime, forget)
     print(
         "reset: on each of these partitions a worker applies the next message it reads, "
         "whatever its offset (no restart needed)"

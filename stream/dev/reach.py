@@ -117,11 +117,12 @@ def measure(
     return Reach(engaged, early, term, date.fromordinal(last_day), eligible, reached, days_to_reach)
 
 
-def read_nudges(
+def read_topic(
     bootstrap: str, topic: str, partitions: int, expected: int, timeout_s: float = 30.0
 ) -> list[dict[str, Any]]:
-    """Every nudge on the topic: read until ``expected`` have come (the worker's count) or the
-    deadline passes. The embedded broker's end offsets cannot be trusted, so the count is."""
+    """The JSON messages on a topic, read until ``expected`` have come (a count the caller
+    knows, such as the worker's nudges) or the deadline passes. The embedded broker's end
+    offsets cannot be trusted, so the count is."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -150,7 +151,7 @@ def reach_report(
     """The demo report's section: every nudge the worker emitted, read back from the nudges
     topic and measured against the simulation's ground truth."""
     expected = int(total(worker_metrics, "engagement_nudges_total"))
-    nudges = read_nudges(bootstrap, settings.topics.nudges, settings.partitions, expected)
+    nudges = read_topic(bootstrap, settings.topics.nudges, settings.partitions, expected)
     closed = total(worker_metrics, "engagement_closed_day_timestamp_seconds")
     last_day = local_day_of_ms(int(closed * 1000), settings.zone) - 1
     reach = measure(sim.truth, pseudonymise, decisions(nudges), last_day)

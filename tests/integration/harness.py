@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from agents.model.pseudonym import Pseudonymiser
 from agents.router import signal_partition
@@ -21,6 +21,7 @@ from schemas.common import Source
 from schemas.nudges import Nudge
 from schemas.settings import Settings, load_settings
 from stream.dev.processes import Child, free_port, scrape, total
+from stream.dev.reach import read_topic
 from stream.dev.stack import Endpoints
 from stream.publisher import Publisher
 from stream.topics import ensure_topics
@@ -281,20 +282,6 @@ class Pipeline:
 
     def topic(self, name: str, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Read at least ``expected`` JSON messages from one of this deployment's topics."""
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.stack.kafka_bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,
+        return read_topic(
+            self.stack.kafka_bootstrap, name, self.settings.partitions, expected, timeout
         )
-        partitions = self.settings.partitions
-        consumer.assign([TopicPartition(name, p) for p in range(partitions)])
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        try:
-            while len(out) < expected and time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=200).values():
-                    out.extend(json.loads(r.value) for r in records)
-        finally:
-            consumer.close()
-        return out

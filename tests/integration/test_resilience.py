@@ -11,6 +11,7 @@ import pytest
 from agents.model.rules import evaluate_day
 from agents.model.score import DayFacts
 from agents.model.student import Student
+from agents.router import signal_partition
 from schemas.common import Source
 from schemas.rules import load_rules
 from stream.dev.stack import LocalStack
@@ -57,6 +58,23 @@ def all_counted(pipeline: Pipeline, expected: dict[str, dict[str, int]]) -> bool
     return all(pipeline.counts(student) == counts for student, counts in expected.items())
 
 
+def shortfall(pipeline: Pipeline, expected: dict[str, dict[str, int]]) -> str:
+    """Where the counts fall short, for a failure message: students short by signal partition,
+    what each worker refused, and the stored applied offsets."""
+    short: dict[int, int] = {}
+    for student, counts in expected.items():
+        if pipeline.counts(student) != counts:
+            partition = signal_partition(pipeline.pseudonym(student), pipeline.settings.partitions)
+            short[partition] = short.get(partition, 0) + 1
+    group = f"{pipeline.prefix}.engagement-worker"
+    refused = {
+        name: {k: v for k, v in pipeline.metrics(name).items() if "refused" in k or "dead" in k}
+        for name in ("worker-1", "worker-2")
+    }
+    offsets = pipeline.redis.hgetall(f"{pipeline.prefix}:offsets:{group}")
+    return f"students short by partition {short}; refused {refused}; applied offsets {offsets}"
+
+
 def test_a_killed_worker_restarts_without_losing_or_double_counting(pipeline: Pipeline) -> None:
     events, expected = cohort(students=300, per_student=100)
     total = sum(len(batch) for batch in events.values())
@@ -98,7 +116,12 @@ def test_two_workers_share_the_partitions_and_every_partition_is_consumed(
     pipeline.publish_all(events, size=10)
     pipeline.start("worker-1", "worker")
     pipeline.start("worker-2", "worker")
-    wait_for("every event counted by the two workers", lambda: all_counted(pipeline, expected), 120)
+    try:
+        wait_for(
+            "every event counted by the two workers", lambda: all_counted(pipeline, expected), 120
+        )
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; {shortfall(pipeline, expected)}") from None
     group = f"{pipeline.prefix}.engagement-worker"
     offsets = pipeline.redis.hgetall(f"{pipeline.prefix}:offsets:{group}")
     assert sorted(int(p) for p in offsets) == list(range(pipeline.settings.partitions))

@@ -277,6 +277,28 @@ def test_an_event_id_that_is_not_opaque_is_hashed_with_the_key() -> None:
         assert letter_id(identifying) != identifying
 
 
+def test_an_accepted_event_travels_on_with_the_id_a_dead_letter_would_show() -> None:
+    """Post-ingest topics carry no student identifier: an accepted event whose id holds one
+    goes on with the keyed hash, the same for every copy (so it is still de-duplicated)."""
+    decoder = ingestor(Source.SWIPE)
+
+    def signal_id(event_id: str, student_id: str = STUDENT_ID) -> str:
+        raw = js(swipe(1, event_id=event_id, student_id=student_id))
+        (signal,) = decoder.decode(raw, ORIGIN).signals
+        return str(signal["event_id"])
+
+    assert signal_id("sw-1") == "sw-1"  # opaque: kept, so the sender can find the event
+    hashed = signal_id(f"sw-{STUDENT_ID}")
+    assert hashed.startswith("h_") and leaks(hashed) == []
+    assert hashed == signal_id(f"sw-{STUDENT_ID}")
+    bad = js(swipe(1, event_id=f"sw-{STUDENT_ID}", student_id=STUDENT_ID, occurred_at="x"))
+    (letter,) = decoder.decode(bad, ORIGIN).dead
+    assert letter.event_id == hashed  # the sender's two reports name the event alike
+    for identifying in (f"{STUDENT_NUMBER}-1", f"{EMAIL}-1", f"from-{IP_V4}"):
+        assert leaks(signal_id(identifying)) == []
+    assert signal_id("bench-42") == "bench-42"
+
+
 def test_every_feed_has_an_allow_list_without_the_student_id() -> None:
     for name, kind in SOURCES.items():
         allowed = EXCERPT_FIELDS[kind.model]

@@ -234,18 +234,24 @@ local function corrections_of(st)
   return st.ac
 end
 
+-- The counts of one correction cell ('session-day:effective-day'), empty when new.
+local function correction_counts(st, cell)
+  local ac = corrections_of(st)
+  local target = ac[cell]
+  if target == nil then
+    target = {0, 0, 0, 0}
+    ac[cell] = target
+  end
+  return target
+end
+
 local function add_cells(st, cells, sign)
   for cell, counts in pairs(cells) do
     local target
     if string.sub(cell, 1, 2) == 'a:' then
       target = day_counts(st, tonumber(string.sub(cell, 3)))
     else
-      local ac = corrections_of(st)
-      target = ac[cell]
-      if target == nil then
-        target = {0, 0, 0, 0}
-        ac[cell] = target
-      end
+      target = correction_counts(st, cell)
     end
     for n = 1, 4 do target[n] = target[n] + sign * counts[n] end
   end
@@ -259,13 +265,7 @@ local function bump(st, first, e, slot, delta)
   if e == first then
     target = day_counts(st, first)
   else
-    local ac = corrections_of(st)
-    local cell = first .. ':' .. e
-    target = ac[cell]
-    if target == nil then
-      target = {0, 0, 0, 0}
-      ac[cell] = target
-    end
+    target = correction_counts(st, first .. ':' .. e)
   end
   target[slot] = target[slot] + delta
 end

@@ -23,7 +23,8 @@ def synthetic_events(
     span_s = 28 * 86_400
     for n in range(count):
         student = f"B{n % cohort:07d}"
-        when = (TERM_START + timedelta(seconds=n * span_s // count)).isoformat()
+        offset_s = n * span_s // count
+        when = (TERM_START + timedelta(seconds=offset_s)).isoformat()
         common = {"event_id": f"bench-{n}", "student_id": student, "occurred_at": when}
         kind = n % 10
         if kind < 7:
@@ -57,7 +58,8 @@ def synthetic_events(
                     Source.ATTENDANCE,
                     {
                         **common,
-                        "session_id": f"S{n % 500}",
+                        # A timetabled session happens on one day: a new id each day.
+                        "session_id": f"S{n % 500}-d{offset_s // 86_400}",
                         "module": f"MOD{n % 12:03d}",
                         "expected_start": when,
                         "expected_end": when,
