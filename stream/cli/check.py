@@ -77,10 +77,10 @@ def add_parsers(sub: Any) -> None:
             "engagement check --role notifier     # the notifier (port 6067)",
             "engagement check --role worker --url http://worker-1:6066/readyz",
         ],
-        details="Ready means Redis and the broker answer, partitions are assigned and none is "
-        "stuck. With --role, an answer from another kind of process is not ready. The "
-        "port is ENGAGEMENT_WEB_PORT when set, else the role's default (worker 6066, "
-        "notifier 6067).",
+        details="Ready means Redis and the broker answer, every topic the process needs "
+        "exists, partitions are assigned and none is stuck. With --role, an answer from "
+        "another kind of process is not ready. The port is ENGAGEMENT_WEB_PORT when set, "
+        "else the role's default (worker 6066, notifier 6067).",
     )
     check.add_argument(
         "--role",
