@@ -28,6 +28,7 @@ class Source(StrEnum):
     SWIPE = "swipe"
     ATTENDANCE = "attendance"
     VLE = "vle"
+    LIBRARY = "library"
 
 
 class Reason(StrEnum):
