@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.sources import SOURCES
+from schemas.topics import REFERENCE_KINDS
 from stream.cli.helptext import add_command
 
 
@@ -84,12 +85,11 @@ def add_reference(sub: Any) -> None:
             "engagement reference roster sim/roster.jsonl",
             "engagement reference timetable sim/timetable.jsonl",
             "engagement reference exemptions exemptions.jsonl",
+            "engagement reference identity identity-map.jsonl   # LMS accounts -> student ids",
         ],
         details="One JSON record per line, validated first; a refused line is reported with its "
         "number.",
     )
-    reference.add_argument(
-        "kind", choices=["roster", "timetable", "exemptions"], help="which records"
-    )
+    reference.add_argument("kind", choices=list(REFERENCE_KINDS), help="which records")
     reference.add_argument("file", help='one record per line; {"delete": "<id>"} removes one')
     reference.set_defaults(func=cmd_reference)
