@@ -16,8 +16,10 @@ import redis
 from kafka import KafkaProducer
 
 from agents.model.pseudonym import Pseudonymiser
+from agents.redact import Redactor
 from agents.router import signal_partition
 from schemas.common import Source
+from schemas.feeds import VleActivity
 from schemas.nudges import Nudge
 from schemas.settings import Settings, load_settings
 from stream.dev.processes import Child, free_port, scrape, total
@@ -84,6 +86,8 @@ def mark(n: int, student: str, when: datetime, status: str) -> dict[str, Any]:
 
 
 WEBHOOK_SECRET = "integration-webhook-secret-0123456789"  # noqa: S105  # test secret
+INGEST_TOKEN = "integration-lms-token-0123456789"  # noqa: S105  # test secret
+SCANNER_TOKEN = "integration-scanner-token-0123456789"  # noqa: S105  # test secret
 
 
 class Pipeline:
@@ -132,6 +136,11 @@ class Pipeline:
             port = self.receiver_port
             args = ["receiver", "--port", str(port), "--out", str(self.received_path)]
             args += ["--secret", WEBHOOK_SECRET]
+        elif command == "ingest":  # its health, readiness and metrics are on its own port
+            env["ENGAGEMENT_INGEST_PORT"] = str(port)
+            env.setdefault(
+                "ENGAGEMENT_INGEST_TOKENS", f"lms={INGEST_TOKEN},scanners={SCANNER_TOKEN}"
+            )
         child = Child(name, args, env, self.workdir).start()
         self.children.append(child)
         self.ports[name] = port
@@ -258,6 +267,13 @@ class Pipeline:
         if len(raw) < self.settings.partitions:
             return 0
         return min(int(v) for v in raw.values())
+
+    def seen_id(self, event_id: str, student_id: str) -> str:
+        """The event id as the worker sees it: itself, or the keyed hash a dead letter shows
+        when it holds the student's id (no topic after ingest carries one)."""
+        seen = Redactor(VleActivity, self.pseudonym).event_id(event_id, (student_id.casefold(),))
+        assert seen is not None
+        return seen
 
     def counts(self, student_id: str) -> dict[str, int]:
         """Events counted per source for one student, over all days."""
