@@ -66,7 +66,10 @@ ASSESSMENT_FIELDS = frozenset(
         "scoregiven", "resultscore", "currentscore", "finalscore", "unpostedcurrentscore",
         "unpostedfinalscore", "currentgrade", "finalgrade", "unpostedcurrentgrade",
         "unpostedfinalgrade", "enteredscore", "enteredgrade", "scoregivenbefore",
-        "gradegiven", "achievedscore", "rawgrade", "finalgradeoverride",
+        "gradegiven", "achievedscore", "rawgrade", "finalgradeoverride", "oldscore",
+        "oldgrade", "oldcurrentscore", "oldfinalscore", "oldunpostedcurrentscore",
+        "oldunpostedfinalscore", "originalscore", "normalscore", "totalscore", "penaltyscore",
+        "extracreditscore", "curvedtotalscore", "curvefactor",
     }
 )  # fmt: skip
 SPECIAL_CATEGORY_FIELDS = frozenset(

@@ -92,8 +92,14 @@ class Unit:
 
     @classmethod
     def accepted(
-        cls, index: int, source: str, event: Mapping[str, Any], actor: Actor, detail: str = ""
+        cls,
+        index: int,
+        source: str,
+        event: Mapping[str, Any],
+        actor: Actor | None,
+        detail: str = "",
     ) -> Unit:
+        """``actor`` None: the event names its student itself (the product's own schema)."""
         return cls(index, Outcome.ACCEPTED, source, event, actor, None, detail)
 
     @classmethod

@@ -279,16 +279,10 @@ class EngagementStore:
                 if marks is None and all(c is None for c in counts):
                     continue
                 p, lt, ab, ex = (int(c) for c in _text(marks).split(",")) if marks else (0,) * 4
-                by_source = dict(zip(counted, (int(c or 0) for c in counts), strict=True))
-                facts[day] = DayFacts(
-                    p,
-                    lt,
-                    ab,
-                    ex,
-                    swipes=by_source.pop(Source.SWIPE),
-                    vle=by_source.pop(Source.VLE),
-                    others=tuple(sorted((s, c) for s, c in by_source.items() if c)),
-                )
+                by = dict(zip(counted, (int(c or 0) for c in counts), strict=True))
+                swipes, vle = by.pop(Source.SWIPE), by.pop(Source.VLE)
+                others = tuple(sorted((s, c) for s, c in by.items() if c))
+                facts[day] = DayFacts(p, lt, ab, ex, swipes=swipes, vle=vle, others=others)
             students.append(
                 StoredStudent(who, int(values[0]), facts, states, prompt, text, corrections)
             )

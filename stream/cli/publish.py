@@ -13,12 +13,17 @@ from stream.cli.helptext import add_command
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    """Validate and publish a JSONL/CSV/TSV file of events."""
+    """Validate and publish a JSONL/CSV/TSV file of events, or a file of a native format."""
+    from schemas.errors import ConfigError
     from stream.publisher import Publisher, publish_file, read_file
     from stream.runtime import load_runtime
     from stream.topics import ensure_topics
 
-    read_file(Path(args.file))  # a missing file or an unknown type stops here, before connecting
+    if (args.source is None) == (args.format is None):
+        msg = "give either --source (the product's own events) or --format (a native format)"
+        raise ConfigError(msg)
+    if args.format is None:
+        read_file(Path(args.file))  # a missing file or unknown type stops here, before connecting
     runtime = load_runtime()
     topics = runtime.settings.topics
     login = runtime.settings.kafka_client_options()
@@ -31,9 +36,40 @@ def cmd_publish(args: argparse.Namespace) -> int:
         max_event_bytes=runtime.settings.max_event_bytes,  # the worker's limits
         max_message_bytes=runtime.settings.max_message_bytes,
     ) as publisher:
+        if args.format is not None:
+            return _publish_native(args, runtime, publisher)
         report = publish_file(Path(args.file), args.source, publisher)
     print(report.summary())
     return 0 if report.sent and report.adds_up else 1
+
+
+def _publish_native(args: argparse.Namespace, runtime: Any, publisher: Any) -> int:
+    """``--format``: adapters, identity step and checks, as the ingest service does."""
+    import redis
+
+    from agents.adapters.identity import Policy
+    from stream.ingest.files import publish_native
+
+    policy = Policy(args.identity or runtime.settings.identity_policy)
+    client = redis.Redis.from_url(runtime.settings.redis_url_with_password(runtime.redis_url))
+    actors = runtime.settings.key_prefix + ":actors"
+
+    def lookup(keys: Any) -> dict[str, str]:
+        values = client.hmget(actors, list(keys))
+        return {
+            k: v.decode() if isinstance(v, bytes) else str(v)
+            for k, v in zip(keys, values, strict=True)
+            if v is not None
+        }
+
+    try:
+        report = publish_native(Path(args.file), args.format, publisher, policy, lookup)
+    finally:
+        client.close()
+    if args.report_json:
+        Path(args.report_json).write_text(report.as_json(), encoding="utf-8")
+    print(report.summary())
+    return 0 if report.tally["accepted"] or report.tally["ignored"] else 1
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
@@ -62,13 +98,29 @@ def add_publish(sub: Any) -> None:
         [
             "engagement publish sim/vle.jsonl --source vle",
             "engagement publish swipes.csv --source swipe --envelope-size 1",
+            "engagement publish statements.json --format xapi --report-json units.json",
+            "engagement publish logstore.csv --format moodle-log --identity as-is",
         ],
         details="A line that is not a valid event is refused and reported with its number; "
         "the rest is sent; the summary adds up every line read (sent + refused + skipped). Exits 1 "
         "when nothing was sent, or when the lines do not add up.",
     )
     publish.add_argument("file", help="one event per line (JSONL), or CSV/TSV with a header")
-    publish.add_argument("--source", required=True, choices=[str(s) for s in SOURCES])
+    publish.add_argument("--source", choices=[str(s) for s in SOURCES])
+    publish.add_argument(
+        "--format",
+        choices=["xapi", "caliper", "canvas", "moodle-log"],
+        help="a native format instead of the product's own events (.json, .jsonl; "
+        "moodle-log also .csv)",
+    )
+    publish.add_argument(
+        "--identity",
+        choices=["map", "as-is"],
+        help="with --format: how actors become student ids (default ENGAGEMENT_IDENTITY_POLICY)",
+    )
+    publish.add_argument(
+        "--report-json", metavar="OUT", help="with --format: write every unit's outcome here"
+    )
     publish.add_argument(
         "--envelope-size", type=int, default=500, help="events per message (1: one each)"
     )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,6 +18,9 @@ from agents.decode import Origin
 from agents.engagement import initial_health
 from agents.ingest import raw_ingestors
 from agents.model.health import HealthConfig, find_gaps, watched_sources
+from agents.model.rules import evaluate_day
+from agents.model.score import DayFacts
+from agents.model.student import Student
 from ops.metrics import create_metrics, initialise_labels
 from schemas.common import Source
 from schemas.errors import ConfigError
@@ -23,7 +28,7 @@ from schemas.events import MODEL_BY_SOURCE, Envelope
 from schemas.feeds import AttendanceMark, CardSwipe, LibraryActivity, RawEvent, VleActivity
 from schemas.fields import ShortText
 from schemas.health import SourceGap
-from schemas.rules import SourceName
+from schemas.rules import SourceName, load_rules
 from schemas.settings import Settings, load_settings
 from schemas.signals import Signal
 from schemas.sources import (
@@ -37,6 +42,7 @@ from schemas.sources import (
 from schemas.topics import TopicNames
 
 DAY = date(2026, 11, 11).toordinal()  # a Wednesday in term
+LONDON = ZoneInfo("Europe/London")
 
 
 class GymVisit(RawEvent):
@@ -241,3 +247,23 @@ def test_a_new_feed_is_watched_for_silence_against_its_pattern(sources: SourceRe
     ]
     assert "Main Hall (gym) had no events from 10:00 to 11:00" in gaps[0].detail
     SourceGap.model_validate_json(gaps[0].model_dump_json(), context={"sources": sources})
+
+
+def test_a_rule_on_the_library_feed_loads_and_reads_library_days(tmp_path: Path) -> None:
+    """docs/formats.md's example: a library rule is a rules-file entry, nothing more."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
+    example = docs.read_text(encoding="utf-8").split("```toml\n", 1)[1].split("```", 1)[0]
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text("schema_version = 2\n\n" + example, encoding="utf-8")
+    (rule,) = load_rules(rules_file).rules
+    assert rule.sources == ("library",)
+    first = DAY - 40
+    borrowed = Student("p_" + "0" * 32, first, {first: DayFacts(others=(("library", 1),))})
+    quiet = [n.rule_id for n in evaluate_day(load_rules(rules_file), borrowed, first + 29, LONDON)]
+    assert quiet == ["no_library_use_28d"]
+    busy = Student(
+        "p_" + "1" * 32,
+        first,
+        {first: DayFacts(others=(("library", 1),)), first + 20: DayFacts(others=(("library", 2),))},
+    )
+    assert evaluate_day(load_rules(rules_file), busy, first + 29, LONDON) == []

@@ -1,0 +1,220 @@
+"""What an xAPI statement is: assessment (refused), not the student's own engagement (ignored),
+or an attendance mark, a presence swipe, library use or VLE activity (docs/formats/xapi.md).
+
+Verbs and activity types are compared without their scheme and lower-cased
+(:func:`agents.adapters.xapi_parts.bare`), so ``http``/``https`` spellings are one term.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from agents.adapters.units import Ignored
+from agents.adapters.xapi_parts import (
+    Statement,
+    Stop,
+    clean_iri,
+    extensions,
+    fit,
+    jisc,
+    refuse,
+    segment,
+    text_of,
+)
+from schemas.common import (
+    ASSESSMENT_ACTIONS,
+    ASSESSMENT_FIELDS,
+    SPECIAL_CATEGORY_FIELDS,
+    Reason,
+    normalise_name,
+)
+
+VOIDED = "adlnet.gov/expapi/verbs/voided"
+ATTENDED = frozenset({"adlnet.gov/expapi/verbs/attended", "xapi.jisc.ac.uk/attended"})
+PRESENT_AT = frozenset(
+    {"activitystrea.ms/schema/1.0/at", "activitystrea.ms/at", "xapi.jisc.ac.uk/at"}
+)
+LEFT = frozenset({"activitystrea.ms/schema/1.0/leave", "activitystrea.ms/leave"})
+ACCESSED = frozenset({"activitystrea.ms/schema/1.0/access", "activitystrea.ms/access"})
+FACILITY_TYPES = frozenset(
+    {
+        "xapi.jisc.ac.uk/activities/learning_space",
+        "xapi.jisc.ac.uk/activities/library",
+        "xapi.jisc.ac.uk/activities/facility",
+        "activitystrea.ms/schema/1.0/place",
+    }
+)
+LIBRARY_VERBS = {
+    "activitystrea.ms/schema/1.0/borrowed": "loan",
+    "activitystrea.ms/schema/1.0/borrow": "loan",
+    "xapi.jisc.ac.uk/renewed": "renewal",
+    "xapi.jisc.ac.uk/verbs/renewed": "renewal",
+    "activitystrea.ms/schema/1.0/return": "return",
+    "activitystrea.ms/schema/1.0/returned": "return",
+}
+# Verbs whose statement reports a judgement of the learner's work.
+GRADING_VERBS = (
+    frozenset({"scored", "graded", "passed", "failed", "mastered", "marked", "assessed"})
+    | ASSESSMENT_ACTIONS
+)
+# Statements the system makes about a learner (cmi5's LMS verbs, Jisc's session timeout, the
+# Jisc learning-analytics processor's predictions).
+SYSTEM_VERBS = frozenset({"abandoned", "satisfied", "waived", "predicted"})
+STAFF_TYPES = frozenset(
+    {
+        "xapi.jisc.ac.uk/case",
+        "xapi.jisc.ac.uk/note",
+        "xapi.jisc.ac.uk/intervention",
+        "xapi.jisc.ac.uk/intervention/note",
+        "xapi.jisc.ac.uk/activities/intervention",
+    }
+)
+STAFF_CATEGORIES = frozenset({"case", "intervention", "note"})
+SURVEY_WORDS = ("survey", "questionnaire")
+SURVEY_PATHS = ("/mod/questionnaire/", "/mod/survey/", "/mod/feedback/")
+COURSE_TYPES = frozenset({"course", "coursearea"})
+SHORT_ID = "w3id.org/learning-analytics/learning-management-system/short-id"
+# Where the Jisc courseArea extension names the module or course, best first.
+MODULE_KEYS = (
+    "uddmodinstanceid",
+    "modinstanceid",
+    "vle_mod_id",
+    "uddcourseinstanceid",
+    "udddcourseinstanceid",
+    "courseinstanceid",
+)
+
+
+# -- refused: assessment and special-category data --------------------------------------------
+
+
+@lru_cache(maxsize=8192)
+def _forbidden(key: str) -> Reason | None:
+    name = normalise_name(segment(key))
+    if name in ASSESSMENT_FIELDS:
+        return Reason.ASSESSMENT_DATA
+    return Reason.FORBIDDEN_FIELD if name in SPECIAL_CATEGORY_FIELDS else None
+
+
+def _forbidden_keys(ext: dict[str, Any], where: str, depth: int = 0) -> None:
+    """Refuse an extension (or one nested in it) named like a result or special-category data."""
+    for key, value in ext.items():
+        found = _forbidden(key)
+        if found is Reason.ASSESSMENT_DATA:
+            raise refuse(found, f"{where} names a result ({segment(key)})")
+        if found is not None:
+            raise refuse(found, f"{where} has a special-category extension")
+        if isinstance(value, dict) and depth < 2:
+            _forbidden_keys(extensions(value, where), where, depth + 1)
+
+
+def check_assessment(st: Statement, attendance: bool) -> None:
+    """Refuse a statement that reports a result: a score, a pass/fail, a grading verb, or an
+    extension named like a grade. An attendance statement's ``result`` (completion, lateness,
+    category) is attendance, not a result; a score there is still refused."""
+    result = st.result
+    if result is not None:
+        if "score" in result:
+            raise refuse(Reason.ASSESSMENT_DATA, "result.score reports an assessment result")
+        if "success" in result and not attendance:
+            raise refuse(Reason.ASSESSMENT_DATA, "result.success reports an assessment result")
+        _forbidden_keys(
+            extensions(result.get("extensions"), "result.extensions"), "result.extensions"
+        )
+    if normalise_name(st.action) in GRADING_VERBS:
+        raise refuse(Reason.ASSESSMENT_DATA, "verb.id is a grading verb: an assessment result")
+    _forbidden_keys(st.object_ext, "object.definition.extensions")
+    _forbidden_keys(st.context_ext, "context.extensions")
+
+
+# -- ignored: not the student's own engagement -------------------------------------------------
+
+
+def _types_and_ids(st: Statement) -> tuple[list[str], list[str]]:
+    """The activity types and ids of the object and of every context activity."""
+    types, ids = [st.definition_type], [st.object_id.lower()]
+    for activity in st.context_activities():
+        definition = activity.get("definition")
+        if isinstance(definition, dict) and isinstance(definition.get("type"), str):
+            types.append(definition["type"].lower())
+        if isinstance(activity.get("id"), str):
+            ids.append(activity["id"].lower())
+    return types, ids
+
+
+def _is_staff(st: Statement, ids: list[str]) -> bool:
+    return (
+        st.category in STAFF_CATEGORIES
+        or st.definition_type in STAFF_TYPES
+        or st.definition_type.startswith("xapi.jisc.ac.uk/intervention")
+        or any(i.endswith("xapi.jisc.ac.uk/activities/intervention") for i in ids)
+        or jisc(st.context_ext, "case-target") is not None
+    )
+
+
+def check_ignored(st: Statement) -> None:
+    """Ignore staff interventions, system statements, surveys and statements about people."""
+    types, ids = _types_and_ids(st)
+    if _is_staff(st, ids):
+        raise Stop(Ignored.STAFF_ACTION, "a case, note or intervention recorded by staff")
+    if st.action in SYSTEM_VERBS:
+        raise Stop(Ignored.SYSTEM_ACTION, "a statement the system makes (verb.id)")
+    if any(word in segment(t) for t in types for word in SURVEY_WORDS) or any(
+        path in i for i in ids for path in SURVEY_PATHS
+    ):
+        raise Stop(Ignored.SURVEY, "survey or questionnaire participation: answers are not kept")
+    if st.object_kind in ("Agent", "Group"):
+        raise Stop(Ignored.NOT_ENGAGEMENT, "the object is a person, not an activity")
+    if st.object_kind not in ("Activity", "StatementRef"):
+        raise Stop(Ignored.NOT_ENGAGEMENT, "the object is a sub-statement, not an activity")
+
+
+# -- what it becomes ---------------------------------------------------------------------------
+
+
+def kind_of(st: Statement) -> str:
+    """``attendance``, ``swipe``, ``library`` or ``vle``."""
+    verb = st.verb
+    if verb in ATTENDED:
+        return "attendance"
+    if (
+        verb in PRESENT_AT
+        or verb in LEFT
+        or (verb in ACCESSED and (st.definition_type in FACILITY_TYPES or st.category == "access"))
+    ):
+        return "swipe"
+    if verb in LIBRARY_VERBS or st.category == "library":
+        return "library"
+    return "vle"
+
+
+def course_area(st: Statement) -> str | None:
+    """The module or course the Jisc ``courseArea`` extension names (context, then object)."""
+    for ext in (st.context_ext, st.object_ext):
+        area = jisc(ext, "coursearea")
+        if not isinstance(area, dict):
+            continue
+        keys = extensions(area, "courseArea")
+        for name in MODULE_KEYS:
+            found = text_of(jisc(keys, name))
+            if found is not None:
+                return found
+    return None
+
+
+def course_activity(st: Statement) -> str | None:
+    """The first course-type context activity: its LMS short id, else its IRI."""
+    for activity in st.context_activities():
+        definition = activity.get("definition")
+        if not isinstance(definition, dict) or not isinstance(definition.get("type"), str):
+            continue
+        if segment(definition["type"]) not in COURSE_TYPES:
+            continue
+        ext = definition.get("extensions")
+        short_id = text_of(extensions(ext, "extensions").get(SHORT_ID)) if ext else None
+        if short_id is not None:
+            return short_id
+        if isinstance(activity.get("id"), str) and (iri := clean_iri(activity["id"])):
+            return fit(iri, 128, "xapi-course")
+    return None

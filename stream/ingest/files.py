@@ -1,0 +1,120 @@
+"""``engagement publish FILE --format xapi|caliper|canvas|moodle-log``: a file of native
+payloads through the same adapters, identity step and checks as the ingest service.
+
+A ``.json`` file is one payload (an object or an array); ``.jsonl``/``.ndjson`` one payload
+per line (bounded memory); a Moodle log may also be the ``.csv`` export of its table. Every
+unit ends as accepted (sent), ignored or refused, with its line and index in the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agents.adapters import moodle
+from agents.adapters.identity import Policy, wanted
+from agents.adapters.units import Unit
+from schemas.common import Reason
+from stream.ingest.formats import FORMATS
+from stream.ingest.prepare import adapt, finish
+from stream.publisher import Publisher
+from stream.publisher.report import InputFileError
+
+Lookup = Callable[[Sequence[str]], Mapping[str, str]]
+_FLUSH = 500
+
+
+@dataclass
+class FileReport:
+    """Every unit of a file, where it was and what became of it."""
+
+    units: list[dict[str, Any]] = field(default_factory=list)
+    tally: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, line: int, unit: Unit) -> None:
+        self.units.append({"line": line, **unit.report()})
+        self.tally[str(unit.outcome)] += 1
+        if unit.reason:
+            self.reasons[f"{unit.outcome}: {unit.reason}"] += 1
+
+    def summary(self) -> str:
+        """One line of totals, then one line per reason."""
+        head = (
+            f"read {len(self.units)} units: accepted {self.tally['accepted']}, "
+            f"ignored {self.tally['ignored']}, refused {self.tally['refused']}"
+        )
+        return "\n".join([head, *(f"  {k}: {n}" for k, n in sorted(self.reasons.items()))])
+
+    def as_json(self) -> str:
+        """The ``--report-json`` document."""
+        return json.dumps({"units": self.units}, indent=1)
+
+
+def payloads(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    """(line, payload) pairs of a file; a line that is not JSON is a payload the adapters
+    refuse (so it is reported, not skipped)."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise InputFileError(msg)
+    if suffix == ".csv" and fmt == "moodle-log":
+        # One payload per row, so that each row's report names the line it starts on.
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        yield from moodle.numbered_rows_from_csv(text)
+    elif suffix == ".json":
+        yield 1, _json(path.read_text(encoding="utf-8", errors="replace"))
+    elif suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    yield number, _json(line)
+    else:
+        csv = " or .csv (moodle-log)" if fmt == "moodle-log" else ""
+        msg = f"{path}: expected .json, .jsonl or .ndjson{csv}"
+        raise InputFileError(msg)
+
+
+class _NotJson:
+    """A payload that did not parse; every adapter refuses it as not an object."""
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NotJson()
+
+
+def publish_native(
+    path: Path, fmt: str, publisher: Publisher, policy: Policy, lookup: Lookup
+) -> FileReport:
+    """Adapt, resolve, check and send every unit of a file; wait until the broker has it."""
+    report = FileReport()
+    buffers: dict[str, list[dict[str, Any]]] = {}
+    received = datetime.now(UTC)
+    for line, payload in payloads(path, fmt):
+        if isinstance(payload, _NotJson):
+            units = [Unit.refused(0, Reason.MALFORMED_JSON, "the line is not JSON")]
+        else:
+            units = adapt(FORMATS[fmt], payload, received)
+        keys = wanted(units) if policy is Policy.MAP else []
+        found = lookup(keys) if keys else {}
+        for unit, checked in finish(units, policy, found, publisher.max_event_bytes):
+            if checked is not None and unit.source and unit.event is not None:
+                buffer = buffers.setdefault(unit.source, [])
+                buffer.append({**unit.event})
+                if len(buffer) >= _FLUSH:
+                    publisher.publish(unit.source, buffer)
+                    buffer.clear()
+            report.add(line, unit)
+    for source, buffer in buffers.items():
+        if buffer:
+            publisher.publish(source, buffer)
+    publisher.flush()
+    return report
