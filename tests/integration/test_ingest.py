@@ -8,6 +8,7 @@ input, and real xAPI clients nobody here wrote (tincan, Ralph) succeed against t
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import urllib.error
 import urllib.request
@@ -324,3 +325,34 @@ def test_real_xapi_clients_store_statements(ingest: Pipeline) -> None:
     backend.close()
     wait_for("tincan's statements", lambda: ingest.counts("S-TINCAN") == {"vle": 3} or None)
     wait_for("Ralph's statements", lambda: ingest.counts("S-RALPH") == {"vle": 5} or None)
+
+
+def test_a_moodle_log_export_is_published_from_the_command_line(pipeline: Pipeline) -> None:
+    """`engagement publish FILE --format moodle-log`: every row reported with its line, the
+    accepted ones counted by the worker, exactly as the adapter's expected outcomes say."""
+    pipeline.start("worker", "worker")
+    export = FIXTURES / "moodle" / "logstore_standard_log.csv"
+    report_path = pipeline.workdir / "units.json"
+    summary = pipeline.cli(
+        "publish", str(export), "--format", "moodle-log", "--identity", "as-is",
+        "--report-json", str(report_path),
+    )  # fmt: skip
+    expected = json.loads((FIXTURES / "moodle" / "expected.json").read_text())[export.name]
+    units = json.loads(report_path.read_text())["units"]
+    assert [(u["outcome"], u.get("as"), u.get("reason")) for u in units] == [
+        (e["outcome"], e["as"], e["reason"]) for e in expected
+    ]
+    lines = [u["line"] for u in units]
+    assert lines == sorted(lines) and lines[0] == 2  # the header is line 1
+    accepted = sum(u["outcome"] == "accepted" for u in units)
+    assert f"accepted {accepted}," in summary
+    rows = list(csv.DictReader(export.read_text(encoding="utf-8").splitlines()))
+    students = {
+        row["userid"] for row, u in zip(rows, units, strict=False) if u["outcome"] == "accepted"
+    }
+    assert students
+
+    def counted() -> int:
+        return sum(pipeline.counts(s).get("vle", 0) for s in students)
+
+    wait_for(f"{accepted} rows counted", lambda: counted() == accepted or None)
