@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from kafka.errors import KafkaError
 from prometheus_client import generate_latest
 
 from ops.ingest_metrics import create_ingest_metrics
@@ -156,7 +157,14 @@ def run(runtime: Runtime) -> None:
 
 async def _serve(runtime: Runtime, tokens: Tokens) -> None:
     settings = runtime.settings
-    sender = Sender(runtime.kafka_bootstrap, client_options=settings.kafka_client_options())
+    try:
+        sender = Sender(runtime.kafka_bootstrap, client_options=settings.kafka_client_options())
+    except KafkaError as exc:  # no broker answers, or the login is refused
+        msg = (
+            f"The ingest service cannot reach the broker at {runtime.kafka_bootstrap} "
+            f"({type(exc).__name__}): check KAFKA_BOOTSTRAP_SERVERS and the Kafka login"
+        )
+        raise ConfigError(msg) from None
     redis = aioredis.Redis.from_url(settings.redis_url_with_password(runtime.redis_url))
     ingest = Ingest(settings, tokens, sender, redis, create_ingest_metrics())
     runner = web.AppRunner(routes(ingest), access_log=None)

@@ -356,3 +356,20 @@ def test_a_moodle_log_export_is_published_from_the_command_line(pipeline: Pipeli
         return sum(pipeline.counts(s).get("vle", 0) for s in students)
 
     wait_for(f"{accepted} rows counted", lambda: counted() == accepted or None)
+
+
+def test_when_the_identity_map_cannot_be_read_the_answer_is_503_and_retry(
+    pipeline: Pipeline,
+) -> None:
+    """Redis away under the map policy: nothing is taken, and the client is told to retry."""
+    from stream.dev.processes import free_port
+
+    pipeline.env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    pipeline.start("ingest", "ingest")
+    version = {"X-Experience-API-Version": "1.0.3"}
+    body = [statement(60, "S-AWAY")]
+    status, headers, reply = post(pipeline, "/xapi/statements", body, headers=version)
+    assert status == 503 and headers["Retry-After"] == "5"
+    assert reply["reason"] == "unavailable"
+    samples = pipeline.metrics("ingest")
+    assert not any("units_total" in k for k in samples)  # nothing counted as taken
