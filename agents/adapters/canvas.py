@@ -35,9 +35,17 @@ from agents.adapters.canvas_events import (
     resource,
     role_kind,
 )
-from agents.adapters.units import Actor, AdaptContext, Ignored, Unit, content_id, utc_time
+from agents.adapters.units import (
+    Actor,
+    AdaptContext,
+    Ignored,
+    Stop,
+    Unit,
+    content_id,
+    guarded,
+    utc_time,
+)
 from schemas.common import SCHEMA_VERSION, Reason
-from schemas.errors import EngagementError
 
 PLATFORM: Final = "canvas"
 NO_COURSE: Final = "(platform)"
@@ -45,15 +53,6 @@ NO_COURSE: Final = "(platform)"
 _MAX_ID: Final = 128
 _GLOBAL_ID_BASE: Final = 10_000_000_000_000
 """Canvas global id = shard id * 10^13 + local id (Data Services, "Metadata": identifiers)."""
-
-
-class _Refuse(EngagementError):
-    """A unit is malformed: refused with a reason and a sentence naming the field."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 def adapt(payload: Any, ctx: AdaptContext) -> list[Unit]:
@@ -81,14 +80,7 @@ def _caliper_item(item: Any) -> bool:
 
 
 def _safe_unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
-    try:
-        return _unit(index, item, ctx)
-    except _Refuse as bad:
-        return Unit.refused(index, bad.reason, bad.detail)
-    except Exception:  # an adapter never raises, whatever the input
-        return Unit.refused(
-            index, Reason.INVALID_VALUE, "the live event could not be read as Canvas format"
-        )
+    return guarded(index, lambda: _unit(index, item, ctx), "a Canvas live event")
 
 
 def _unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
@@ -204,18 +196,16 @@ def _course(metadata: Mapping[str, Any]) -> str:
         return sis
     course = _text(metadata, "context_id")
     if course is None:
-        raise _Refuse(
-            Reason.MISSING_FIELD, "required field 'metadata.context_id' is missing (Course)"
-        )
+        raise Stop(Reason.MISSING_FIELD, "required field 'metadata.context_id' is missing (Course)")
     return course
 
 
 def _object(item: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = item.get(name)
     if value is None:
-        raise _Refuse(Reason.MISSING_FIELD, f"required field '{name}' is missing")
+        raise Stop(Reason.MISSING_FIELD, f"required field '{name}' is missing")
     if not isinstance(value, dict):
-        raise _Refuse(Reason.WRONG_TYPE, f"field '{name}' must be a JSON object")
+        raise Stop(Reason.WRONG_TYPE, f"field '{name}' must be a JSON object")
     return value
 
 
@@ -226,30 +216,30 @@ def _text(where: Mapping[str, Any], name: str, part: str = "metadata") -> str | 
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _Refuse(Reason.WRONG_TYPE, f"field '{part}.{name}' must be a string")
+        raise Stop(Reason.WRONG_TYPE, f"field '{part}.{name}' must be a string")
     text = str(value).strip()
     if len(text) > _MAX_ID:
-        raise _Refuse(Reason.INVALID_VALUE, f"field '{part}.{name}' is too long")
+        raise Stop(Reason.INVALID_VALUE, f"field '{part}.{name}' is too long")
     return text or None
 
 
 def _name(metadata: Mapping[str, Any]) -> str:
     name = _text(metadata, "event_name")
     if name is None:
-        raise _Refuse(Reason.MISSING_FIELD, "required field 'metadata.event_name' is missing")
+        raise Stop(Reason.MISSING_FIELD, "required field 'metadata.event_name' is missing")
     return name
 
 
 def _time(metadata: Mapping[str, Any]) -> str:
     value = metadata.get("event_time")
     if value is None:
-        raise _Refuse(Reason.MISSING_FIELD, "required field 'metadata.event_time' is missing")
+        raise Stop(Reason.MISSING_FIELD, "required field 'metadata.event_time' is missing")
     if not isinstance(value, str):
-        raise _Refuse(Reason.WRONG_TYPE, "field 'metadata.event_time' must be an ISO 8601 string")
+        raise Stop(Reason.WRONG_TYPE, "field 'metadata.event_time' must be an ISO 8601 string")
     occurred_at = utc_time(value)
     if occurred_at is None:
         detail = "field 'metadata.event_time' is not an ISO 8601 time with a UTC offset"
-        raise _Refuse(Reason.INVALID_VALUE, detail)
+        raise Stop(Reason.INVALID_VALUE, detail)
     return occurred_at
 
 

@@ -40,9 +40,17 @@ from agents.adapters.moodle_rules import (
     is_assessment,
     is_result_view,
 )
-from agents.adapters.units import Actor, AdaptContext, Ignored, Unit, content_id, epoch_time
+from agents.adapters.units import (
+    Actor,
+    AdaptContext,
+    Ignored,
+    Stop,
+    Unit,
+    content_id,
+    epoch_time,
+    guarded,
+)
 from schemas.common import SCHEMA_VERSION, Reason, find_forbidden
-from schemas.errors import EngagementError
 
 __all__ = [
     "MALFORMED",
@@ -80,15 +88,6 @@ _TABLE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
 _PATH_PART: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(?:\[\d{1,6}\])*")
 
 
-class _Refuse(EngagementError):
-    """A row is malformed or forbidden: refused with a reason and a sentence naming the field."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
 @dataclass(frozen=True, slots=True)
 class _Row:
     """The columns the adapter decides with, parsed and checked."""
@@ -117,13 +116,7 @@ def adapt(payload: Any, ctx: AdaptContext) -> list[Unit]:
 
 
 def _safe_unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
-    try:
-        return _unit(index, item, ctx)
-    except _Refuse as bad:
-        return Unit.refused(index, bad.reason, bad.detail)
-    except Exception:  # an adapter never raises, whatever the input
-        detail = "the row could not be read as a logstore_standard_log row"
-        return Unit.refused(index, Reason.INVALID_VALUE, detail)
+    return guarded(index, lambda: _unit(index, item, ctx), "a logstore_standard_log row")
 
 
 def _unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
@@ -153,27 +146,27 @@ def _unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
 
 
 def _parse(item: dict[str, Any]) -> _Row:
-    """The row's columns, or :class:`_Refuse` naming the first one that is wrong."""
+    """The row's columns, or :class:`Stop` naming the first one that is wrong."""
     eventname = _text(item, "eventname")
     if eventname is None:
-        raise _Refuse(Reason.MISSING_FIELD, "required column 'eventname' is missing or empty")
+        raise Stop(Reason.MISSING_FIELD, "required column 'eventname' is missing or empty")
     # Exports that escape backslashes (mysqldump, some CSV tools) double them.
     match = _EVENTNAME.fullmatch(_BACKSLASHES.sub("\\\\", eventname))
     if match is None:
         detail = "column 'eventname' is not a Moodle event class name (\\component\\event\\name)"
-        raise _Refuse(Reason.INVALID_VALUE, detail)
+        raise Stop(Reason.INVALID_VALUE, detail)
     edulevel = _int(item, "edulevel", required=True)
     if edulevel not in (0, 1, 2):
-        raise _Refuse(Reason.INVALID_VALUE, "column 'edulevel' must be 0, 1 or 2")
+        raise Stop(Reason.INVALID_VALUE, "column 'edulevel' must be 0, 1 or 2")
     userid = _int(item, "userid", required=True)
     timecreated = _int(item, "timecreated", required=True)
     occurred_at = epoch_time(timecreated) if timecreated is not None and timecreated > 0 else None
     if occurred_at is None:
         detail = "column 'timecreated' must be a positive number of seconds since 1970"
-        raise _Refuse(Reason.INVALID_VALUE, detail)
+        raise Stop(Reason.INVALID_VALUE, detail)
     objecttable = _text(item, "objecttable")
     if objecttable is not None and not _TABLE.fullmatch(objecttable):
-        raise _Refuse(Reason.INVALID_VALUE, "column 'objecttable' is not a table name")
+        raise Stop(Reason.INVALID_VALUE, "column 'objecttable' is not a table name")
     origin = _text(item, "origin")
     assert userid is not None  # noqa: S101 - required=True refuses a missing userid
     return _Row(
@@ -205,17 +198,17 @@ def _int(item: dict[str, Any], name: str, *, required: bool = False) -> int | No
         elif _WHOLE.fullmatch(text):
             value = int(text.split(".", 1)[0])
         else:
-            raise _Refuse(Reason.WRONG_TYPE, f"column '{name}' must be a whole number")
+            raise Stop(Reason.WRONG_TYPE, f"column '{name}' must be a whole number")
     elif isinstance(value, float) and value.is_integer() and abs(value) < _LIMIT:
         value = int(value)
     if value is None:
         if required:
-            raise _Refuse(Reason.MISSING_FIELD, f"required column '{name}' is missing or empty")
+            raise Stop(Reason.MISSING_FIELD, f"required column '{name}' is missing or empty")
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Refuse(Reason.WRONG_TYPE, f"column '{name}' must be a whole number")
+        raise Stop(Reason.WRONG_TYPE, f"column '{name}' must be a whole number")
     if abs(value) >= _LIMIT:
-        raise _Refuse(Reason.INVALID_VALUE, f"column '{name}' is out of range")
+        raise Stop(Reason.INVALID_VALUE, f"column '{name}' is out of range")
     return value
 
 
@@ -225,7 +218,7 @@ def _text(item: dict[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Refuse(Reason.WRONG_TYPE, f"column '{name}' must be text")
+        raise Stop(Reason.WRONG_TYPE, f"column '{name}' must be text")
     text = value.strip()
     return None if text.lower() in _NULL_TEXT else text
 
@@ -247,7 +240,7 @@ def _refuse_forbidden(item: dict[str, Any]) -> None:
         return
     reason, where = found
     what = "a grade or a result" if reason is Reason.ASSESSMENT_DATA else "special-category data"
-    raise _Refuse(reason, f"field '{_safe_path(where)}' holds {what}, which is never taken in")
+    raise Stop(reason, f"field '{_safe_path(where)}' holds {what}, which is never taken in")
 
 
 def _safe_path(path: str) -> str:

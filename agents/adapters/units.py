@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from schemas.common import Reason
+from schemas.errors import EngagementError
 
 
 class Outcome(StrEnum):
@@ -134,6 +135,32 @@ class AdaptContext:
 
 
 # -- helpers every adapter uses ---------------------------------------------------------------
+class Stop(EngagementError):
+    """Raised while reading a unit when its outcome is decided: refused (a ``Reason``) or
+    ignored (an ``Ignored``), with a sentence naming fields, never values."""
+
+    def __init__(self, reason: Reason | Ignored, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    def unit(self, index: int) -> Unit:
+        """The outcome this stop decides for the unit at ``index``."""
+        if isinstance(self.reason, Ignored):
+            return Unit.ignored(index, self.reason, self.detail)
+        return Unit.refused(index, self.reason, self.detail)
+
+
+def guarded(index: int, read: Callable[[], Unit], what: str) -> Unit:
+    """``read()``'s unit; a :class:`Stop` gives its outcome, and any other failure refuses the
+    unit as not readable as ``what``: an adapter never raises, whatever the input."""
+    try:
+        return read()
+    except Stop as stop:
+        return stop.unit(index)
+    except Exception:
+        return Unit.refused(index, Reason.INVALID_VALUE, f"the unit could not be read as {what}")
+
 
 _ISO = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"

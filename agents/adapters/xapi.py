@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from agents.adapters.units import Actor, AdaptContext, Ignored, Unit
+from agents.adapters.units import Actor, AdaptContext, Ignored, Stop, Unit
 from agents.adapters.xapi_kinds import (
     LEFT,
     LIBRARY_VERBS,
@@ -32,7 +32,6 @@ from agents.adapters.xapi_kinds import (
 )
 from agents.adapters.xapi_parts import (
     Statement,
-    Stop,
     actor_of,
     clean_iri,
     event_id,

@@ -10,10 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from agents.adapters.units import Ignored
+from agents.adapters.units import Ignored, Stop
 from agents.adapters.xapi_parts import (
     Statement,
-    Stop,
     clean_iri,
     extensions,
     fit,

@@ -15,23 +15,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from agents.adapters.units import Actor, Ignored, Unit, content_id, utc_time
+from agents.adapters.units import Actor, Ignored, Stop, content_id, utc_time
 from schemas.common import Reason
-from schemas.errors import EngagementError
-
-
-class Stop(EngagementError):
-    """The unit's outcome is decided: refused or ignored, with a sentence naming fields."""
-
-    def __init__(self, reason: Reason | Ignored, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-    def unit(self, index: int) -> Unit:
-        if isinstance(self.reason, Ignored):
-            return Unit.ignored(index, self.reason, self.detail)
-        return Unit.refused(index, self.reason, self.detail)
 
 
 def refuse(reason: Reason, detail: str) -> Stop:
