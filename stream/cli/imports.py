@@ -90,7 +90,7 @@ def add_parsers(sub: Any) -> None:
     watcher = add_command(
         sub,
         "watch",
-        "import every export that lands in a folder, through a mapping",
+        "import each export that lands in a folder",
         [
             "engagement watch /srv/exports/celcat --mapping celcat-register",
             "engagement watch exports --mapping my-paxton.toml --once",

@@ -18,6 +18,7 @@ from ops.ingest_metrics import create_ingest_metrics
 from schemas.errors import ConfigError
 from schemas.sources import SOURCES
 from stream.ingest.formats import FORMATS
+from stream.ingest.import_endpoint import Imports
 from stream.ingest.problems import problem
 from stream.ingest.sender import Sender
 from stream.ingest.service import XAPI_VERSION, Ingest
@@ -31,7 +32,7 @@ DEV_SENDER = "local"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def routes(ingest: Ingest) -> web.Application:
+def routes(ingest: Ingest, imports: Imports | None = None) -> web.Application:
     """The application: format endpoints, xAPI's resources, health, readiness and metrics."""
     app = web.Application(client_max_size=ingest.settings.ingest_max_body_bytes + 1)
 
@@ -65,6 +66,7 @@ def routes(ingest: Ingest) -> web.Application:
             endpoint("moodle-log", "/moodle/log"),
             *(endpoint(f"events-{name}", f"/events/{name}") for name in SOURCES),
             *_xapi_routes(ingest),
+            *([web.post("/import/{mapping}", imports.handle)] if imports is not None else []),
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
             web.get("/metrics", metrics),
@@ -167,7 +169,8 @@ async def _serve(runtime: Runtime, tokens: Tokens) -> None:
         raise ConfigError(msg) from None
     redis = aioredis.Redis.from_url(settings.redis_url_with_password(runtime.redis_url))
     ingest = Ingest(settings, tokens, sender, redis, create_ingest_metrics())
-    runner = web.AppRunner(routes(ingest), access_log=None)
+    imports = Imports(ingest, settings.redis_url_with_password(runtime.redis_url))
+    runner = web.AppRunner(routes(ingest, imports), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.web_bind, settings.ingest_port)
     await site.start()

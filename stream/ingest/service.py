@@ -163,7 +163,7 @@ class Ingest:
                         (self.topics.raw(source), self._key(sender, source), message[1])
                     )
             elif unit.outcome is Outcome.REFUSED:
-                messages.append(self._dead_letter(unit, endpoint, received))
+                messages.append(self.dead_letter(unit, endpoint, received))
             done.append(unit)
         for source, packer in packers.items():
             message = packer.finish()
@@ -176,7 +176,8 @@ class Ingest:
         # Envelopes from one sender share a key, so they stay in order on one raw partition.
         return f"{sender}/{source}".encode()
 
-    def _dead_letter(self, unit: Unit, endpoint: str, received: datetime) -> Outgoing:
+    def dead_letter(self, unit: Unit, endpoint: str, received: datetime) -> Outgoing:
+        """A refused unit's dead letter: its reason, sentence and index, nothing of the input."""
         try:
             reason = Reason(unit.reason or "")
         except ValueError:
@@ -223,6 +224,11 @@ def _parse(body: bytes) -> Any:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def reply_units(request: web.Request, units: list[Unit]) -> web.StreamResponse:
+    """The reply to a request whose units are decided: counts, or ``?report=units``."""
+    return _reply(request, units, None, None)
 
 
 def _reply(
