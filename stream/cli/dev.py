@@ -229,7 +229,7 @@ def add_bench(sub: Any) -> None:
     bench = add_command(
         sub,
         "bench",
-        "throughput, latency and memory of a worker, notifier or ingest",
+        "speed and memory of a worker, notifier or ingest",
         [
             "engagement bench --out bench-results.json   # the full run (minutes)",
             "engagement bench --part worker --events 20000 --latency-seconds 5",
