@@ -40,6 +40,8 @@ class Compiled:
     mapping: Mapping
     zone: ZoneInfo
     patterns: dict[int, re.Pattern[str]]
+    times: dict[str, str]  # vendor time text → UTC ISO text: exports repeat their times
+
 
     @classmethod
     def of(cls, mapping: Mapping) -> Compiled:
@@ -48,7 +50,7 @@ class Compiled:
             for n, rule in enumerate(mapping.ignore)
             if rule.when.matches is not None
         }
-        return cls(mapping, ZoneInfo(mapping.time.zone), patterns)
+        return cls(mapping, ZoneInfo(mapping.time.zone), patterns, {})
 
 
 def missing_columns(mapping: Mapping, header: list[str]) -> list[str]:
@@ -124,7 +126,13 @@ def _value(name: str, rule: FieldRule, cells: Cells[str, str | None], compiled: 
             raise Stop(Reason.INVALID_VALUE, detail)
         text = mapped
     if rule.time:
-        return local_time(text, compiled.mapping.time, compiled.zone, name)
+        found = compiled.times.get(text)
+        if found is None:
+            found = local_time(text, compiled.mapping.time, compiled.zone, name)
+            if len(compiled.times) > 100_000:
+                compiled.times.clear()
+            compiled.times[text] = found
+        return found
     return text
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -20,6 +21,8 @@ from itertools import chain
 from schemas.mappings import Mapping
 
 _DELIMITERS = (",", ";", "\t", "|")
+# Bytes that are not in the file's encoding, as ``surrogateescape`` decoding leaves them.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 csv.field_size_limit(10_000_000)
 
 
@@ -84,17 +87,13 @@ def _csv_rows(reader: Iterator[list[str]], header: list[str], offset: int) -> It
         seen = reader.line_num  # type: ignore[attr-defined]
         if not any(c.strip() for c in cells):
             continue  # a blank line
-        if any(_undecodable(c) for c in cells):
+        if _UNDECODABLE.search("".join(cells)):
             yield Row(start, None, "the row holds bytes that are not in the file's encoding")
         elif len(cells) != len(header):
             problem = f"the row has {len(cells)} cells where the header has {len(header)}"
             yield Row(start, None, problem)
         else:
             yield Row(start, dict(zip(header, cells, strict=True)))
-
-
-def _undecodable(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def _json_rows(lines: Iterable[str]) -> Iterator[Row]:

@@ -123,6 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "batch": args.batch,
             "rate": args.ingest_rate,
             "seconds": args.ingest_seconds,
+            "rows": args.rows,
         },
     )
 
@@ -236,7 +237,7 @@ def add_bench(sub: Any) -> None:
             "engagement bench ingest   # xAPI over HTTP: arrays of 100, then 500 requests/s",
         ],
     )
-    parts = ["all", "worker", "notifier", "ingest"]
+    parts = ["all", "worker", "notifier", "ingest", "import"]
     bench.add_argument("which", nargs="?", choices=parts, help="the part to run (as --part)")
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--envelope-size", type=int, default=500)
@@ -252,6 +253,7 @@ def add_bench(sub: Any) -> None:
         help="both: run the throughput runs with and without the metric set, to see its cost",
     )
     bench.add_argument("--statements", type=int, default=50_000, help="ingest: statements")
+    bench.add_argument("--rows", type=int, default=200_000, help="import: rows of the export")
     bench.add_argument("--batch", type=int, default=100, help="ingest: statements per request")
     bench.add_argument("--ingest-rate", type=int, default=500, help="ingest: single requests/s")
     bench.add_argument("--ingest-seconds", type=int, default=10, help="ingest: latency run length")

@@ -37,7 +37,20 @@ def run_bench(  # one keyword per command-line option
         endpoints = stack.endpoints
         if part in ("all", "ingest"):
             _ingest(endpoints, workdir, results, ingest or {})
-        if part == "ingest":
+        if part == "import":
+            from stream.dev.bench.imports import import_bench
+
+            rows = (ingest or {}).get("rows", 200_000)
+            print(f"import: a register export of {rows:,} rows through a mapping ...", flush=True)
+            imported = import_bench(endpoints, workdir, rows)
+            results["import_register"] = imported
+            print(
+                f"  {imported['rows_per_second']:,.0f} rows/s ({imported['export_mib']:.0f} MiB "
+                f"in {imported['seconds']:.1f}s; import peak RSS "
+                f"{imported['peak_rss_mib']:.0f} MiB; {imported['summary']})",
+                flush=True,
+            )
+        if part in ("ingest", "import"):
             if out is not None:
                 out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
             return 0
