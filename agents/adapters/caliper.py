@@ -24,22 +24,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from agents.adapters.caliper_actor import actor_of, not_the_students
 from agents.adapters.caliper_rules import (
     TooDeep,
-    actor_of,
     assessment,
     course_of,
     fit,
-    impersonated,
     is_event,
     is_iri,
-    node_id,
     platform_of,
     prop,
     resource_of,
-    staff,
     survey,
-    system,
     term,
 )
 from agents.adapters.units import AdaptContext, Ignored, Unit, content_id, utc_time
@@ -104,23 +100,10 @@ def _unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
     problem = _problem(item)
     if problem is not None:
         return Unit.refused(index, *problem)
-    ignored = _not_the_students(item)
+    ignored = not_the_students(item)
     if ignored is not None:
         return Unit.ignored(index, *ignored)
     return _accepted(index, item, ctx)
-
-
-def _not_the_students(item: Mapping[str, Any]) -> tuple[Ignored, str] | None:
-    """Why a valid event is not the student's own engagement, or None."""
-    if system(item):
-        return Ignored.SYSTEM_ACTION, "the actor is a system (not a Person), or a session timed out"
-    if staff(item):
-        return Ignored.STAFF_ACTION, "the actor acts in a staff role (membership.roles or action)"
-    if impersonated(item):
-        return Ignored.IMPERSONATION, "the session is masqueraded (extensions real_user_id)"
-    if (node_id(item.get("actor")) or "").startswith("_:"):
-        return Ignored.UNKNOWN_ACTOR, "the actor is anonymous (a blank node id)"
-    return None
 
 
 # -- validation -------------------------------------------------------------------------------

@@ -1,19 +1,19 @@
-"""The rules of the IMS Caliper adapter that read one event: what it is and who did it.
+"""The rules of the IMS Caliper adapter that read one event: what it is and where it happened.
 
-Split from :mod:`agents.adapters.caliper` to keep each module short. Every function here is pure
-and reads a Caliper 1.1 / 1.2 event (a JSON object) without changing it. Sentences returned for
-a unit's ``detail`` name fields and vocabulary terms, never values. The choices are explained in
-docs/formats/caliper.md.
+Split from :mod:`agents.adapters.caliper` to keep each module short; who acted (identity, staff,
+system, masquerade) is :mod:`agents.adapters.caliper_actor`. Every function here is pure and
+reads a Caliper 1.0 / 1.1 / 1.2 event (a JSON object) without changing it. Sentences returned
+for a unit's ``detail`` name fields and vocabulary terms, never values. The choices are
+explained in docs/formats/caliper.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from agents.adapters.units import Actor
 from schemas.common import ASSESSMENT_ACTIONS, ASSESSMENT_FIELDS, normalise_name
 from schemas.errors import EngagementError
 
@@ -39,22 +39,24 @@ SURVEY_TYPES = frozenset(
     {"SurveyEvent", "SurveyInvitationEvent", "QuestionnaireEvent", "QuestionnaireItemEvent"}
 )
 SURVEY_OBJECTS = frozenset({"Survey", "SurveyInvitation", "Questionnaire", "QuestionnaireItem"})
-STAFF_ROLES = frozenset(
-    {"Instructor", "TeachingAssistant", "Administrator", "ContentDeveloper", "Manager", "Mentor"}
-)
-"""LIS context roles (and the TeachingAssistant sub-role) of people who are not acting as a
-learner: teaching staff, administrators, content developers, managers and mentors/observers."""
-STAFF_ONLY_ACTIONS = frozenset({"Activated", "Deactivated", "Published", "Unpublished"})
-"""Actions only staff perform on a course's content (making an assignable available)."""
-SYSTEM_ACTIONS = frozenset({"TimedOut"})
 PERSON_TYPES = frozenset({"Person"})
+COURSE_TYPES = frozenset({"CourseOffering", "CourseSection", "Course"})
+"""LIS course types (``Course`` is Caliper 1.0's): a ``group`` or ``isPartOf`` of these types is
+the event's course."""
 CANVAS = "com.instructure.canvas"
+CANVAS_URN = "urn:instructure:canvas:"
+CANVAS_PERSONAL = frozenset(
+    {"user", "enrollment", "groupMembership", "group_membership", "pseudonym"}
+)
+"""Canvas URN kinds that name a person or a person's record: never kept as a resource."""
 PLACEHOLDER_COURSE = "(platform)"
 """The course of an event that belongs to no course (a login): the platform as a whole."""
 
 _IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
-_SPACE = re.compile(r"\s")
+_ANONYMOUS = re.compile(r"^https?://purl\.imsglobal\.org/caliper/[A-Za-z]+$")
+_TERM = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _WALK_LIMIT = 32  # nesting depth the result-field scan follows; deeper is refused
+_PART_LIMIT = 8  # isPartOf / subOrganizationOf links followed to find a course
 _RESULT_NAMES = ASSESSMENT_FIELDS | RESULT_FIELDS
 
 
@@ -88,6 +90,12 @@ def is_iri(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 2048 and _IRI.match(value) is not None
 
 
+def anonymous(iri: str | None) -> bool:
+    """Whether an id is a Caliper 1.2 anonymous entity (§4.4: the type's own IRI as its id,
+    ``http://purl.imsglobal.org/caliper/Person``): it names nobody and nothing."""
+    return iri is not None and _ANONYMOUS.match(iri) is not None
+
+
 def node_id(value: Any) -> str | None:
     """The IRI of an entity given in full (an object with ``id``) or thinned (the IRI itself)."""
     if isinstance(value, str):
@@ -111,6 +119,28 @@ def fit(text: str, limit: int) -> str:
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
     return f"{text[: limit - 25]}~{digest}"
+
+
+def canvas_extension(node: Any) -> Mapping[str, Any]:
+    """The ``extensions["com.instructure.canvas"]`` object of an entity or event, or {}."""
+    if not isinstance(node, dict):
+        return {}
+    extensions = node.get("extensions")
+    found = extensions.get(CANVAS) if isinstance(extensions, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def canvas_kind(iri: str | None) -> str | None:
+    """The kind of a Canvas URN (``urn:instructure:canvas:wikiPage:123`` → ``wikiPage``)."""
+    if iri is None or not iri.startswith(CANVAS_URN):
+        return None
+    kind = iri[len(CANVAS_URN) :].split(":", 1)[0]
+    return kind if _TERM.match(kind) else None
+
+
+def vocabulary_term(value: Any) -> str | None:
+    """A short identifier-like word (``announcements``, ``outcomes``), or None: safe to keep."""
+    return value if isinstance(value, str) and _TERM.match(value) else None
 
 
 # -- what the event is ----------------------------------------------------------------------
@@ -181,127 +211,55 @@ def survey(item: Mapping[str, Any]) -> bool:
     return kind in SURVEY_TYPES or node_type(item.get("object")) in SURVEY_OBJECTS
 
 
-def _role_words(role: Any) -> set[str]:
-    """``http://…/membership#Instructor`` and ``Instructor#TeachingAssistant`` → their words."""
-    return set(re.split(r"[/#]", role)) if isinstance(role, str) else set()
-
-
-def staff(item: Mapping[str, Any]) -> bool:
-    """The actor acts in a staff role: a staff LIS role in ``membership.roles`` (whatever other
-    roles they hold there), or an action only staff perform."""
-    membership = item.get("membership")
-    if isinstance(membership, dict):
-        roles = membership.get("roles")
-        if isinstance(roles, str):
-            roles = [roles]
-        if isinstance(roles, list) and any(_role_words(r) & STAFF_ROLES for r in roles):
-            return True
-    return term(item.get("action")) in STAFF_ONLY_ACTIONS
-
-
-def system(item: Mapping[str, Any]) -> bool:
-    """The system acted: the actor is typed and is not a Person (a SoftwareApplication, an
-    Organization), or the action is one only a system performs (a session TimedOut)."""
-    kind = node_type(item.get("actor"))
-    if kind is not None and kind not in PERSON_TYPES:
-        return True
-    return term(item.get("action")) in SYSTEM_ACTIONS
-
-
-def _canvas(node: Any) -> Mapping[str, Any]:
-    """The ``extensions["com.instructure.canvas"]`` object of an entity or event, or {}."""
-    if not isinstance(node, dict):
-        return {}
-    extensions = node.get("extensions")
-    found = extensions.get(CANVAS) if isinstance(extensions, dict) else None
-    return found if isinstance(found, dict) else {}
-
-
-def impersonated(item: Mapping[str, Any]) -> bool:
-    """Someone acted as the student: Canvas names the real user (``real_user_id``) when a
-    session is masqueraded; found in the event's ``extensions`` (or a vendor object in them)
-    and not the actor's own id, the event is not the student's."""
-    extensions = item.get("extensions")
-    if not isinstance(extensions, dict):
-        return False
-    places = [extensions, *(v for v in extensions.values() if isinstance(v, dict))]
-    actor = item.get("actor")
-    iri = node_id(actor) or ""
-    own = str(_canvas(actor).get("entity_id", ""))
-    for place in places:
-        real = place.get("real_user_id")
-        if real in (None, "") or isinstance(real, dict | list):
-            continue
-        real = str(real)
-        if real not in (own, iri) and not iri.endswith((f":{real}", f"/{real}")):
-            return True
-    return False
-
-
-def _short_id(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip()
-    return text if 0 < len(text) <= 256 and not _SPACE.search(text) else None
-
-
-def _system_identifiers(actor: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(identifierType, identifier) of a Caliper 1.2 Person's ``otherIdentifiers``."""
-    found: list[tuple[str, str]] = []
-    others = actor.get("otherIdentifiers")
-    for other in others if isinstance(others, list) else []:
-        if isinstance(other, dict):
-            kind, ident = term(other.get("identifierType")), _short_id(other.get("identifier"))
-            if kind is not None and ident is not None:
-                found.append((kind, ident))
-    return found
-
-
-_KEY_PREFIX = {"SisSourcedId": "sis", "LisSourcedId": "lis", "OneRosterSourcedId": "oneroster"}
-
-
-def actor_of(actor: Any) -> Actor:
-    """The identity-map keys and the as-is id of a valid actor (an IRI or an object with one).
-
-    Most specific first: Canvas's SIS id (``canvas-sis:``) and Canvas user id (``canvas:``)
-    from ``extensions["com.instructure.canvas"]``; a Caliper 1.2 SIS, LIS or OneRoster sourced
-    id from ``otherIdentifiers``; then the actor's IRI. The as-is id is the SIS id when there is
-    one, else the IRI (never a ``mailto:`` IRI). Logins, e-mail addresses and names are never
-    read.
-    """
-    iri = node_id(actor) or ""
-    keys: list[str] = []
-    sis: str | None = None
-    if isinstance(actor, dict):
-        canvas = _canvas(actor)
-        sis = _short_id(canvas.get("user_sis_id")) or _short_id(canvas.get("sis_id"))
-        if sis is not None:
-            keys.append(f"canvas-sis:{sis}")
-        user = _short_id(canvas.get("entity_id"))
-        if user is not None:
-            keys.append(f"canvas:{user}")
-        for kind, ident in _system_identifiers(actor):
-            if kind in _KEY_PREFIX:
-                keys.append(f"{_KEY_PREFIX[kind]}:{ident}")
-                if kind == "SisSourcedId" and sis is None:
-                    sis = ident
-    keys.append(iri)
-    as_is = sis if sis is not None else (None if iri.lower().startswith("mailto:") else iri)
-    return Actor(keys=tuple(dict.fromkeys(keys)), as_is=as_is)
-
-
 # -- where it happened ------------------------------------------------------------------------
 
 
+def _links(node: Any, *names: str) -> Iterator[Any]:
+    """``node`` and the entities reached from it through the properties ``names`` (one link
+    followed per step, at most a few steps): ``isPartOf`` chains, ``subOrganizationOf``."""
+    for _ in range(_PART_LIMIT):
+        if not isinstance(node, dict):
+            return
+        yield node
+        node = next((node[name] for name in names if isinstance(node.get(name), dict)), None)
+
+
+def _course_in(node: Any, *links: str) -> str | None:
+    """The IRI of the first course-typed (CourseOffering, CourseSection) entity reached from
+    ``node`` through ``links``; None when there is none (or it is anonymous)."""
+    for found in _links(node, *links):
+        iri = node_id(found)
+        if node_type(found) in COURSE_TYPES and iri is not None and not anonymous(iri):
+            return iri
+    return None
+
+
+def _usable_group(value: Any) -> str | None:
+    iri = node_id(value)
+    return None if iri is None or anonymous(iri) else iri
+
+
 def course_of(item: Mapping[str, Any]) -> str:
-    """The event's course: the IRI of ``group`` (a CourseSection, CourseOffering or Group),
-    else of ``membership.organization``, else the platform placeholder."""
-    group = node_id(item.get("group"))
-    if group is None:
-        membership = item.get("membership")
-        if isinstance(membership, dict):
-            group = node_id(membership.get("organization"))
-    return fit(group, 128) if group else PLACEHOLDER_COURSE
+    """The event's course: the IRI of ``group`` (a CourseSection, CourseOffering or Group);
+    for a student ``Group`` the course it is a sub-organization of, when given; else
+    ``membership.organization``; else the object itself when it is a course, or the course the
+    object ``isPartOf`` (also under the object's ``extensions``, as Open edX sends it); else
+    the platform placeholder. Anonymous entities (1.2 §4.4) name no course."""
+    group = item.get("group")
+    membership = item.get("membership")
+    organization = membership.get("organization") if isinstance(membership, dict) else None
+    obj = item.get("object")
+    extensions = obj.get("extensions") if isinstance(obj, dict) else None
+    found = (
+        (None if node_type(group) == "Group" else _usable_group(group))
+        or _course_in(group, "subOrganizationOf")
+        or _course_in(organization, "subOrganizationOf")
+        or _usable_group(group)
+        or _usable_group(organization)
+        or _course_in(obj, "isPartOf")
+        or (_course_in(extensions.get("isPartOf")) if isinstance(extensions, dict) else None)
+    )
+    return fit(found, 128) if found else PLACEHOLDER_COURSE
 
 
 def platform_of(item: Mapping[str, Any], default: str | None) -> str:
@@ -309,6 +267,8 @@ def platform_of(item: Mapping[str, Any], default: str | None) -> str:
     platform for the source, else ``caliper``."""
     app = item.get("edApp")
     found = node_id(app)
+    if found is not None and anonymous(found):
+        found = None
     if found is None and isinstance(app, dict) and isinstance(app.get("name"), str):
         found = app["name"].strip() or None
     return fit(found or default or "caliper", 128)
@@ -316,10 +276,20 @@ def platform_of(item: Mapping[str, Any], default: str | None) -> str:
 
 def resource_of(item: Mapping[str, Any]) -> str:
     """What was acted on: the object's IRI, or its type when it has no IRI. A Person object
-    (or a ``mailto:`` IRI) is given by its type only: another person's id is not kept."""
+    (or a ``mailto:`` IRI, a Canvas user or enrolment) is given by its type only: another
+    person's id is not kept. A Canvas list view keeps its ``asset_subtype``
+    (``…:course:1/announcements``), as Canvas's own format does."""
     obj = item.get("object")
     found = node_id(obj)
     kind = node_type(obj)
-    if found is None or kind in PERSON_TYPES or found.lower().startswith("mailto:"):
+    if found is None or anonymous(found) or kind in PERSON_TYPES:
         return fit(kind or "", 256)
+    if found.lower().startswith("mailto:"):
+        return fit(kind or "", 256)
+    canvas = canvas_kind(found)
+    if canvas in CANVAS_PERSONAL:
+        return fit(kind if kind not in (None, "Entity") else canvas, 256)
+    subtype = vocabulary_term(canvas_extension(obj).get("asset_subtype"))
+    if canvas is not None and subtype is not None:
+        found = f"{found}/{subtype}"
     return fit(found, 256)

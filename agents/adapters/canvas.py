@@ -22,16 +22,17 @@ Canvas's Caliper form (an envelope with ``data``, or events with ``@context``/``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from agents.adapters.canvas_events import (
-    STAFF_EVENTS,
     STUDENT_EVENTS,
     SYSTEM_EVENTS,
     Role,
     grading_field,
     is_assessment_event,
+    is_staff_event,
     resource,
     role_kind,
 )
@@ -53,6 +54,14 @@ NO_COURSE: Final = "(platform)"
 _MAX_ID: Final = 128
 _GLOBAL_ID_BASE: Final = 10_000_000_000_000
 """Canvas global id = shard id * 10^13 + local id (Data Services, "Metadata": identifiers)."""
+_RUBY_TIME: Final = re.compile(
+    r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?) ?(UTC|GMT|[+-]\d{2}:?\d{2})"
+)
+"""Ruby's ``Time#to_s`` (``2019-11-05 07:38:00 -0800``, ``… UTC``): some documented Canvas
+events carry ``event_time`` in this form rather than ISO 8601."""
+_SELF_SERVICE: Final = frozenset({"group_membership_created", "group_membership_updated"})
+"""Staff events that a user may also do to themselves (joining or leaving a self-signup
+group): then they are not staff's, and not learning activity either."""
 
 
 def adapt(payload: Any, ctx: AdaptContext) -> list[Unit]:
@@ -95,7 +104,7 @@ def _unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
     refused = _assessment(index, item)
     if refused is not None:
         return refused
-    metadata = _object(item, "metadata")
+    metadata = _object(item, _envelope(item))
     name = _name(metadata)
     body = _object(item, "body")
     occurred_at = _time(metadata)
@@ -118,7 +127,7 @@ def _unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
 def _assessment(index: int, item: Mapping[str, Any]) -> Unit | None:
     """Refuse an event that reports a result: by its name (grade_change, course_grade_change,
     outcome results...) or by a body field holding a grade or a score (a graded submission)."""
-    metadata = item.get("metadata")
+    metadata = item.get(_envelope(item))
     name = metadata.get("event_name") if isinstance(metadata, dict) else None
     if isinstance(name, str) and is_assessment_event(name):
         detail = "metadata.event_name reports a grade, a score or an outcome result"
@@ -131,7 +140,9 @@ def _assessment(index: int, item: Mapping[str, Any]) -> Unit | None:
 
 
 def _ignored_by_name(index: int, name: str) -> Unit | None:
-    if name in STAFF_EVENTS:
+    if name in _SELF_SERVICE:
+        return None  # whose membership it is decides (_ignored_by_actor)
+    if is_staff_event(name):
         detail = f"event '{name}' is course or account administration, not a student's activity"
         return Unit.ignored(index, Ignored.STAFF_ACTION, detail)
     if name in SYSTEM_EVENTS:
@@ -164,6 +175,13 @@ def _ignored_by_actor(
         return Unit.ignored(index, Ignored.NOT_ENGAGEMENT, detail)
     if name == "discussion_topic_created" and body.get("is_announcement") is True:
         detail = "body.is_announcement: an announcement is posted by staff"
+        return Unit.ignored(index, Ignored.STAFF_ACTION, detail)
+    if name in _SELF_SERVICE:
+        member = _text(body, "user_id", "body")
+        if member is not None and _same_user(member, user):
+            detail = "body.user_id is the acting user: joining or leaving a group oneself"
+            return Unit.ignored(index, Ignored.NOT_ENGAGEMENT, detail)
+        detail = f"event '{name}' is course or account administration, not a student's activity"
         return Unit.ignored(index, Ignored.STAFF_ACTION, detail)
     return None
 
@@ -198,6 +216,13 @@ def _course(metadata: Mapping[str, Any]) -> str:
     if course is None:
         raise Stop(Reason.MISSING_FIELD, "required field 'metadata.context_id' is missing (Course)")
     return course
+
+
+def _envelope(item: Mapping[str, Any]) -> str:
+    """The key of the envelope fields: ``metadata``, or ``attributes`` when only it is there."""
+    if "metadata" not in item and isinstance(item.get("attributes"), dict):
+        return "attributes"
+    return "metadata"
 
 
 def _object(item: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -236,6 +261,10 @@ def _time(metadata: Mapping[str, Any]) -> str:
         raise Stop(Reason.MISSING_FIELD, "required field 'metadata.event_time' is missing")
     if not isinstance(value, str):
         raise Stop(Reason.WRONG_TYPE, "field 'metadata.event_time' must be an ISO 8601 string")
+    ruby = _RUBY_TIME.fullmatch(value.strip())
+    if ruby is not None:
+        date, clock, zone = ruby.groups()
+        value = f"{date}T{clock}{'Z' if zone in ('UTC', 'GMT') else zone}"
     occurred_at = utc_time(value)
     if occurred_at is None:
         detail = "field 'metadata.event_time' is not an ISO 8601 time with a UTC offset"

@@ -17,6 +17,7 @@ one of these documented names, never an arbitrary value from the payload.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Final
@@ -54,7 +55,9 @@ STAFF_EVENTS: Final = frozenset(
         "outcome_calculation_method_created", "outcome_calculation_method_updated",
         "outcome_proficiency_created", "outcome_proficiency_updated", "plagiarism_resubmit",
         "quiz_created", "quiz_updated", "syllabus_updated", "user_created", "user_updated",
-        "user_account_association_created",
+        "user_account_association_created", "outcome_friendly_description_created",
+        "outcome_friendly_description_updated", "outcomes.retry_outcome_alignment_clone",
+        "outcomes_retry_outcome_alignment_clone",
     }
 )  # fmt: skip
 
@@ -62,10 +65,15 @@ STAFF_EVENTS: Final = frozenset(
 SYSTEM_EVENTS: Final = frozenset(
     {
         "enrollment_state_created", "enrollment_state_updated", "sis_batch_created",
-        "sis_batch_updated", "course_progress", "course_completed",
-        "outcomes_retry_outcome_alignment_clone",
+        "sis_batch_updated", "course_progress", "course_completed", "quiz_export_complete",
+        "quizzes_next_quiz_duplicated",
     }
 )  # fmt: skip
+
+# New Quizzes (producer "quizzes", ``attributes`` instead of ``metadata``) names its events
+# ``quizzes.<thing>_<change>``: authoring a quiz, an item or a bank, by staff.
+_AUTHORING_PREFIX: Final = "quizzes."
+_AUTHORING_CHANGES: Final = ("_created", "_updated", "_deleted", "_duplicated", "_imported")
 
 # A user's own activity: event name -> (resource kind, body field holding its Canvas id).
 # ``asset_accessed`` is handled apart (its body names the asset). Conversations keep no text.
@@ -102,7 +110,17 @@ _PERSONAL_ASSETS: Final = frozenset({"user", "enrollment", "group_membership", "
 def is_assessment_event(name: str) -> bool:
     """Whether an event name reports a result (the documented names, and any name about grades
     or outcome results that Canvas may add)."""
-    return name in ASSESSMENT_EVENTS or "grade" in name or "outcome_result" in name
+    return (
+        name in ASSESSMENT_EVENTS or "grade" in name or "score" in name or "outcome_result" in name
+    )
+
+
+def is_staff_event(name: str) -> bool:
+    """Whether an event name is course or account administration: the documented names, and
+    New Quizzes authoring (``quizzes.quiz_created``, ``quizzes.item_updated``, …)."""
+    if name in STAFF_EVENTS:
+        return True
+    return name.startswith(_AUTHORING_PREFIX) and name.endswith(_AUTHORING_CHANGES)
 
 
 def grading_field(body: Any, path: str = "body", depth: int = 0) -> str | None:
@@ -125,6 +143,16 @@ def grading_field(body: Any, path: str = "body", depth: int = 0) -> str | None:
     return None
 
 
+# Custom course roles are named by each institution ("Training Teacher", "Teaching
+# Assistant", "Module Leader"): these parts of a role name mark a member of staff.
+_STAFF_PARTS: Final = (
+    "teach", "designer", "admin", "instructor", "lecturer", "tutor", "grader", "marker",
+    "faculty", "staff", "librarian", "leader", "coordinator", "examiner", "moderator",
+)  # fmt: skip
+_STAFF_WORDS: Final = frozenset({"ta", "tas", "assistant"})
+_WORD: Final = re.compile(r"[a-z]+")
+
+
 class Role(StrEnum):
     """What the actor's Canvas role says about whose activity an event is."""
 
@@ -145,11 +173,11 @@ def role_kind(role: str | None) -> Role:
         return Role.TEST_STUDENT
     if "observer" in text:
         return Role.OBSERVER
+    words = set(_WORD.findall(text))
     if (
         text in ("taenrollment", "accountuser", "accountmembership")
-        or "teacher" in text
-        or "designer" in text
-        or "admin" in text
+        or any(part in text for part in _STAFF_PARTS)
+        or not words.isdisjoint(_STAFF_WORDS)
     ):
         return Role.STAFF
     return Role.STUDENT_OR_UNKNOWN

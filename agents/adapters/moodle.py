@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from agents.adapters.moodle_csv import (
+    COLUMNS,
     MALFORMED,
     malformed_detail,
     numbered_rows_from_csv,
@@ -36,6 +37,7 @@ from agents.adapters.moodle_rules import (
     STAFF_ON_STUDENT,
     SURVEY_COMPONENTS,
     SYSTEM_ORIGINS,
+    TEACHER_EDITS,
     forbidden_in_other,
     is_assessment,
     is_result_view,
@@ -53,6 +55,7 @@ from agents.adapters.units import (
 from schemas.common import SCHEMA_VERSION, Reason, find_forbidden
 
 __all__ = [
+    "COLUMNS",
     "MALFORMED",
     "NO_COURSE",
     "PLATFORM",
@@ -70,12 +73,6 @@ _CONTEXT_MODULE: Final = 70
 _RESTORE_SENTINELS: Final = frozenset({-31337, -31338})
 """``objectid`` of a log row copied by a course restore whose object could not be mapped
 (``\\core\\event\\base::NOT_MAPPED`` and ``NOT_FOUND``)."""
-COLUMNS: Final = (
-    "id", "eventname", "component", "action", "target", "objecttable", "objectid", "crud",
-    "edulevel", "contextid", "contextlevel", "contextinstanceid", "userid", "courseid",
-    "relateduserid", "anonymous", "other", "timecreated", "origin", "ip", "realuserid",
-)  # fmt: skip
-"""The columns of ``logstore_standard_log``, in the table's order."""
 _COLUMN_SET: Final = frozenset(COLUMNS)
 
 _NULL_TEXT: Final = frozenset({"", "null", "\\n", "none"})
@@ -135,6 +132,9 @@ def _unit(index: int, item: Any, ctx: AdaptContext) -> Unit:
     if is_assessment(row.component, row.classname):
         detail = f"event '{row.classname}' reports a grade, an assessment or a result"
         return Unit.refused(index, Reason.ASSESSMENT_DATA, detail)
+    if row.classname in TEACHER_EDITS:
+        detail = f"event '{row.classname}' is a teacher editing a quiz, whatever its edulevel"
+        return Unit.ignored(index, Ignored.STAFF_ACTION, detail)
     _refuse_forbidden(item)
     ignored = _ignored(row)
     if ignored is not None:

@@ -64,9 +64,23 @@ _ASSESSMENT_PREFIXES: Final = (
 )
 """Components that exist to grade: rubrics, grade import and export, penalties, feedback."""
 
-_RESULT_VIEW_CLASSES: Final = frozenset({"grade_report_viewed", "feedback_viewed"})
+_RESULT_VIEW_CLASSES: Final = frozenset(
+    {
+        "grade_report_viewed", "feedback_viewed", "competency_user_competency_viewed",
+        "competency_user_competency_viewed_in_course", "competency_user_competency_viewed_in_plan",
+    }
+)  # fmt: skip
+_RESULT_VIEW_PAIRS: Final = frozenset({("mod_h5pactivity", "report_viewed")})
 _RESULT_VIEW_PREFIX: Final = "gradereport_"
-"""Looking at a gradebook report or at one's feedback: about results, not learning."""
+"""Looking at a gradebook report, at one's feedback, at a competency rating (participating
+level, ``lib/classes/event/competency_user_competency_viewed_in_course.php``) or at one's H5P
+attempts and their scores: about results, not learning."""
+
+TEACHER_EDITS: Final = frozenset({"quiz_repaginated", "quiz_grade_updated", "slot_mark_updated"})
+"""Quiz editing that Moodle logs at the participating level although only a teacher can do it
+(``mod/quiz/classes/event/quiz_repaginated.php``, ``quiz_grade_updated.php``,
+``slot_mark_updated.php``); their ``other`` holds the quiz's maximum grade or mark, a property
+of the task, not a result."""
 
 DERIVED_CLASSES: Final = frozenset(
     {
@@ -119,7 +133,11 @@ def is_assessment(component: str, classname: str) -> bool:
 
 def is_result_view(component: str, classname: str) -> bool:
     """Whether an event is someone looking at a gradebook report or at assessment feedback."""
-    return classname in _RESULT_VIEW_CLASSES or component.startswith(_RESULT_VIEW_PREFIX)
+    return (
+        classname in _RESULT_VIEW_CLASSES
+        or (component, classname) in _RESULT_VIEW_PAIRS
+        or component.startswith(_RESULT_VIEW_PREFIX)
+    )
 
 
 def forbidden_in_other(text: str) -> tuple[Reason, str] | None:

@@ -115,6 +115,11 @@ def _statement(payload: Any) -> dict[str, Any]:
 
 def _adapt_one(index: int, payload: Any, ctx: AdaptContext) -> Unit:
     raw = _statement(payload)
+    result = raw.get("result")
+    if isinstance(result, dict) and "score" in result:
+        # Before anything else: a score is refused as such even on an otherwise malformed
+        # statement, so that a feed sending grades learns to stop.
+        raise refuse(Reason.ASSESSMENT_DATA, "result.score reports an assessment result")
     st = parse(raw)
     if st.verb == VOIDED:
         raise Stop(Ignored.VOIDED, "a voiding statement: neither it nor its target is counted")
@@ -146,8 +151,11 @@ def _flag(value: Any) -> bool:
 
 def _status(result: dict[str, Any] | None) -> str:
     """present/late/absent/excused from ``result.completion``, the Jisc ``attendance_late``
-    flag and the ``attendance_category`` code when it is one of the words we know."""
-    result = result or {}
+    flag and the ``attendance_category`` code when it is one of the words we know; without
+    any ``result``, present."""
+    if result is None:
+        # No result at all: the verb alone says the actor was present (xAPI's "attended").
+        return "present"
     ext = extensions(result.get("extensions"), "result.extensions")
     category = jisc(ext, "attendance_category")
     word = category.strip().lower() if isinstance(category, str) else ""
@@ -185,6 +193,15 @@ def _session_times(st: Statement) -> tuple[str, str]:
     return start, end
 
 
+def _timetabled(st: Statement) -> bool:
+    """A session the timetable knows, which must name its module: the Jisc timetabled event,
+    or a Jisc attendance recipe statement that does not say it is non-timetabled. A meeting
+    or webinar "attended" outside any course is not a module's session."""
+    if st.definition_type == "xapi.jisc.ac.uk/event_non-timetabled":
+        return False
+    return st.definition_type == "xapi.jisc.ac.uk/event_timetabled" or st.category == "attendance"
+
+
 def _attendance(st: Statement, actor: Actor, ctx: AdaptContext) -> dict[str, Any]:
     session = text_of(jisc(st.object_ext, "event_id")) or text_of(st.object_id)
     if session is None:
@@ -194,8 +211,8 @@ def _attendance(st: Statement, actor: Actor, ctx: AdaptContext) -> dict[str, Any
         )
     module = course_area(st) or course_activity(st)
     if module is None:
-        if st.definition_type == "xapi.jisc.ac.uk/event_non-timetabled":
-            raise Stop(Ignored.NOT_ENGAGEMENT, "a non-timetabled event outside any module")
+        if not _timetabled(st):
+            raise Stop(Ignored.NOT_ENGAGEMENT, "an event outside any module is not timetabled")
         raise refuse(
             Reason.MISSING_FIELD,
             "no module: context.extensions courseArea (uddModInstanceID) or a course context "

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from agents.adapters.units import Ignored, Stop
+from agents.adapters.xapi_moodle import check_moodle_assessment, check_moodle_ignored
 from agents.adapters.xapi_parts import (
     Statement,
     clean_iri,
@@ -19,6 +20,7 @@ from agents.adapters.xapi_parts import (
     jisc,
     refuse,
     segment,
+    someone_else,
     text_of,
 )
 from schemas.common import (
@@ -71,9 +73,31 @@ STAFF_TYPES = frozenset(
 )
 STAFF_CATEGORIES = frozenset({"case", "intervention", "note"})
 SURVEY_WORDS = ("survey", "questionnaire")
+# H5P's Questionnaire and the question types that exist only inside one, as category
+# activities name them (http://h5p.org/libraries/H5P.OpenEndedQuestion-1.0).
+H5P_SURVEY_LIBRARIES = ("h5p.questionnaire-", "h5p.openendedquestion-", "h5p.simplemultichoice-")
 SURVEY_PATHS = ("/mod/questionnaire/", "/mod/survey/", "/mod/feedback/")
 COURSE_TYPES = frozenset({"course", "coursearea"})
-SHORT_ID = "w3id.org/learning-analytics/learning-management-system/short-id"
+_LMS = "w3id.org/learning-analytics/learning-management-system/"
+# A course's own codes, best first: the institution's id (Moodle's idnumber, the student
+# record's code), then the LMS short name.
+COURSE_IDS = (_LMS + "external-id", _LMS + "short-id")
+# Verbs that record something done to the learner's enrolment, membership or record (Moodle's
+# enrolments, group memberships, badges, certificates, programme assignments, attempt reviews):
+# when context.instructor is someone else, that person did it.
+ACTED_ON_VERBS = frozenset(
+    {
+        "enrolled", "unenrolled", "join", "joined", "leave", "left", "suspended", "resumed",
+        "achieved", "earned", "awarded", "forfeited", "revoked", "assign", "assigned",
+        "receive", "received", "registered", "unregistered",
+    }
+)  # fmt: skip
+# The prepositions profile's context extensions (logstore_xapi): "as" names the user someone
+# logged in as; "for" the learner whose work the actor handled.
+_PREPOSITIONS = "yetanalytics.com/profiles/prepositions/concepts/context-extensions/"
+AS_EXTENSION, FOR_EXTENSION = _PREPOSITIONS + "as", _PREPOSITIONS + "for"
+# A note about a learner (logstore_xapi's notes): the object's subject, the context's scope.
+NOTE_SUBJECTS = ("note-subject", "note-subject-scope")
 # Where the Jisc courseArea extension names the module or course, best first.
 MODULE_KEYS = (
     "uddmodinstanceid",
@@ -125,6 +149,7 @@ def check_assessment(st: Statement, attendance: bool) -> None:
         raise refuse(Reason.ASSESSMENT_DATA, "verb.id is a grading verb: an assessment result")
     _forbidden_keys(st.object_ext, "object.definition.extensions")
     _forbidden_keys(st.context_ext, "context.extensions")
+    check_moodle_assessment(st)
 
 
 # -- ignored: not the student's own engagement -------------------------------------------------
@@ -152,20 +177,56 @@ def _is_staff(st: Statement, ids: list[str]) -> bool:
     )
 
 
+def _about_someone_else(st: Statement) -> bool:
+    """Someone acted on a learner: a note about them, their work handled ``for`` them, or
+    their enrolment, membership or award changed by a ``context.instructor`` who is not the
+    actor."""
+    notes = (st.object_ext, st.context_ext)
+    if any(segment(key) in NOTE_SUBJECTS for ext in notes for key in ext):
+        return True
+    if someone_else(st.context_ext.get(FOR_EXTENSION), st.raw):
+        return True
+    return st.action in ACTED_ON_VERBS and someone_else(st.context.get("instructor"), st.raw)
+
+
+def _is_survey(st: Statement, types: list[str], ids: list[str]) -> bool:
+    """A survey or questionnaire: by activity type, by Moodle path, or by a category activity
+    naming one (H5P's ``H5P.Questionnaire`` library and the question types inside it)."""
+    categories = [segment(a["id"]) for a in st.context_activities(("category",)) if _iri(a)]
+    return (
+        any(word in segment(t) for t in types for word in SURVEY_WORDS)
+        or any(path in i for i in ids for path in SURVEY_PATHS)
+        or any(word in c for c in categories for word in SURVEY_WORDS)
+        or any(c.startswith(H5P_SURVEY_LIBRARIES) for c in categories)
+    )
+
+
+def _iri(activity: dict[str, Any]) -> bool:
+    return isinstance(activity.get("id"), str)
+
+
 def check_ignored(st: Statement) -> None:
-    """Ignore staff interventions, system statements, surveys and statements about people."""
+    """Ignore impersonation, staff interventions and actions on a learner, system statements,
+    surveys and statements about people."""
+    if someone_else(st.context_ext.get(AS_EXTENSION), st.raw):
+        raise Stop(Ignored.IMPERSONATION, "the actor acted as another user (context extension as)")
     types, ids = _types_and_ids(st)
     if _is_staff(st, ids):
         raise Stop(Ignored.STAFF_ACTION, "a case, note or intervention recorded by staff")
-    if st.action in SYSTEM_VERBS:
-        raise Stop(Ignored.SYSTEM_ACTION, "a statement the system makes (verb.id)")
-    if any(word in segment(t) for t in types for word in SURVEY_WORDS) or any(
-        path in i for i in ids for path in SURVEY_PATHS
-    ):
+    if _about_someone_else(st):
+        raise Stop(Ignored.STAFF_ACTION, "someone acted on a learner (instructor, for, a note)")
+    check_moodle_ignored(st)
+    # logstore_xapi names the awarder of an automatic badge as the string "System".
+    awarded_by_system = st.action in ACTED_ON_VERBS and isinstance(
+        st.context.get("instructor"), str
+    )
+    if st.action in SYSTEM_VERBS or awarded_by_system:
+        raise Stop(Ignored.SYSTEM_ACTION, "a statement the system makes (verb.id, instructor)")
+    if _is_survey(st, types, ids):
         raise Stop(Ignored.SURVEY, "survey or questionnaire participation: answers are not kept")
     if st.object_kind in ("Agent", "Group"):
         raise Stop(Ignored.NOT_ENGAGEMENT, "the object is a person, not an activity")
-    if st.object_kind not in ("Activity", "StatementRef"):
+    if st.object_kind == "SubStatement":
         raise Stop(Ignored.NOT_ENGAGEMENT, "the object is a sub-statement, not an activity")
 
 
@@ -177,11 +238,8 @@ def kind_of(st: Statement) -> str:
     verb = st.verb
     if verb in ATTENDED:
         return "attendance"
-    if (
-        verb in PRESENT_AT
-        or verb in LEFT
-        or (verb in ACCESSED and (st.definition_type in FACILITY_TYPES or st.category == "access"))
-    ):
+    at_place = st.definition_type in FACILITY_TYPES or st.category == "access"
+    if verb in PRESENT_AT or ((verb in LEFT or verb in ACCESSED) and at_place):
         return "swipe"
     if verb in LIBRARY_VERBS or st.category == "library":
         return "library"
@@ -202,18 +260,32 @@ def course_area(st: Statement) -> str | None:
     return None
 
 
+def _course_code(activity: dict[str, Any]) -> str | None:
+    """A course activity's code: its institution id, else its LMS short id, else its IRI
+    cleaned like a resource (a longer one hashed); None when it is not a course."""
+    definition = activity.get("definition")
+    if not isinstance(definition, dict) or not isinstance(definition.get("type"), str):
+        return None
+    if segment(definition["type"]) not in COURSE_TYPES:
+        return None
+    ext = definition.get("extensions")
+    codes = extensions(ext, "extensions") if ext else {}
+    for name in COURSE_IDS:
+        code = text_of(codes.get(name))
+        if code is not None:
+            return code
+    if isinstance(activity.get("id"), str) and (iri := clean_iri(activity["id"])):
+        return fit(iri, 128, "xapi-course")
+    return None
+
+
 def course_activity(st: Statement) -> str | None:
-    """The first course-type context activity: its LMS short id, else its IRI."""
+    """The first course-type context activity's code; else the object's, when the statement
+    is about a course itself (viewing, completing or enrolling in it)."""
     for activity in st.context_activities():
-        definition = activity.get("definition")
-        if not isinstance(definition, dict) or not isinstance(definition.get("type"), str):
-            continue
-        if segment(definition["type"]) not in COURSE_TYPES:
-            continue
-        ext = definition.get("extensions")
-        short_id = text_of(extensions(ext, "extensions").get(SHORT_ID)) if ext else None
-        if short_id is not None:
-            return short_id
-        if isinstance(activity.get("id"), str) and (iri := clean_iri(activity["id"])):
-            return fit(iri, 128, "xapi-course")
+        code = _course_code(activity)
+        if code is not None:
+            return code
+    if st.object_kind == "Activity" and isinstance(st.raw.get("object"), dict):
+        return _course_code(st.raw["object"])
     return None

@@ -101,18 +101,50 @@ class Statement:
         value = jisc(self.context_ext, "recipecat") or jisc(self.context_ext, "statementcat")
         return value.strip().lower() if isinstance(value, str) else ""
 
-    def context_activities(self) -> list[dict[str, Any]]:
-        """Every context activity, parents first (a single object is taken as a list of one,
-        as an LRS does)."""
+    def context_activities(
+        self, keys: tuple[str, ...] = ("parent", "grouping", "other", "category")
+    ) -> list[dict[str, Any]]:
+        """The context activities of ``keys``, parents first (a single object is taken as a
+        list of one, as an LRS does)."""
         groups = _object(self.context.get("contextActivities"), "context.contextActivities")
         found: list[dict[str, Any]] = []
-        for key in ("parent", "grouping", "other", "category"):
+        for key in keys:
             items = groups.get(key)
             if isinstance(items, dict):
                 items = [items]
             if isinstance(items, list):
                 found.extend(item for item in items if isinstance(item, dict))
         return found
+
+
+_OBJECT_KINDS = {
+    name.lower(): name for name in ("Activity", "Agent", "Group", "SubStatement", "StatementRef")
+}
+
+
+def _object_of(raw: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The object, its kind (``objectType``, any case; Activity when absent) and its id."""
+    obj = raw.get("object")
+    if obj is None:
+        raise refuse(Reason.MISSING_FIELD, "required field 'object' is missing")
+    if not isinstance(obj, dict):
+        raise refuse(Reason.WRONG_TYPE, "object must be an object")
+    given = obj.get("objectType", "Activity")
+    if not isinstance(given, str):
+        raise refuse(Reason.WRONG_TYPE, "object.objectType must be a string")
+    kind = _OBJECT_KINDS.get(given.strip().lower())
+    if kind is None:
+        raise refuse(
+            Reason.INVALID_VALUE,
+            "object.objectType must be Activity, Agent, Group, SubStatement or StatementRef",
+        )
+    object_id = obj.get("id")
+    if kind in ("Activity", "StatementRef"):
+        if object_id is None:
+            raise refuse(Reason.MISSING_FIELD, "required field 'object.id' is missing")
+        if not isinstance(object_id, str) or not object_id.strip():
+            raise refuse(Reason.WRONG_TYPE, "object.id must be a non-empty string")
+    return obj, kind, object_id.strip() if isinstance(object_id, str) else ""
 
 
 def parse(raw: dict[str, Any]) -> Statement:
@@ -127,20 +159,7 @@ def parse(raw: dict[str, Any]) -> Statement:
         raise refuse(Reason.MISSING_FIELD, "required field 'verb.id' is missing")
     if not isinstance(verb_id, str) or not verb_id.strip():
         raise refuse(Reason.WRONG_TYPE, "verb.id must be an IRI string")
-    obj = raw.get("object")
-    if obj is None:
-        raise refuse(Reason.MISSING_FIELD, "required field 'object' is missing")
-    if not isinstance(obj, dict):
-        raise refuse(Reason.WRONG_TYPE, "object must be an object")
-    kind = obj.get("objectType", "Activity")
-    if not isinstance(kind, str):
-        raise refuse(Reason.WRONG_TYPE, "object.objectType must be a string")
-    object_id = obj.get("id")
-    if kind in ("Activity", "StatementRef"):
-        if object_id is None:
-            raise refuse(Reason.MISSING_FIELD, "required field 'object.id' is missing")
-        if not isinstance(object_id, str) or not object_id.strip():
-            raise refuse(Reason.WRONG_TYPE, "object.id must be a non-empty string")
+    obj, kind, object_id = _object_of(raw)
     definition = _object(obj.get("definition"), "object.definition")
     definition_type = definition.get("type")
     context = _object(raw.get("context"), "context")
@@ -151,7 +170,7 @@ def parse(raw: dict[str, Any]) -> Statement:
         raw=raw,
         verb=bare(verb_id),
         object_kind=kind,
-        object_id=object_id.strip() if isinstance(object_id, str) else "",
+        object_id=object_id,
         definition_type=bare(definition_type) if isinstance(definition_type, str) else "",
         object_ext=extensions(definition.get("extensions"), "object.definition.extensions"),
         context=context,
@@ -166,9 +185,13 @@ _IFIS = ("account", "openid", "mbox_sha1sum", "mbox")
 _SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
 
 
-def _text_field(value: Any, where: str) -> str:
+def _text_field(value: Any, where: str, number: bool = False) -> str:
+    """A non-empty string; with ``number``, an integer is taken as its digits (some senders
+    write a numeric account name as a JSON number)."""
     if value is None:
         raise refuse(Reason.MISSING_FIELD, f"required field '{where}' is missing")
+    if number and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if not isinstance(value, str) or not value.strip():
         raise refuse(Reason.WRONG_TYPE, f"{where} must be a non-empty string")
     return value.strip()
@@ -178,7 +201,7 @@ def _account(value: Any) -> Actor:
     if not isinstance(value, dict):
         raise refuse(Reason.WRONG_TYPE, "actor.account must be an object")
     home = _text_field(value.get("homePage"), "actor.account.homePage")
-    name = _text_field(value.get("name"), "actor.account.name")
+    name = _text_field(value.get("name"), "actor.account.name", number=True)
     keys = [f"{home}|{name}"]
     if home.endswith("/") and home.rstrip("/"):
         keys.append(f"{home.rstrip('/')}|{name}")
@@ -194,9 +217,10 @@ def actor_of(raw: dict[str, Any]) -> Actor:
     if not isinstance(value, dict):
         raise refuse(Reason.WRONG_TYPE, "actor must be an object")
     kind = value.get("objectType", "Agent")
-    if kind == "Group":
+    kind = kind.strip().lower() if isinstance(kind, str) else kind
+    if kind == "group":
         raise Stop(Ignored.UNKNOWN_ACTOR, "the actor is a Group, not one student")
-    if kind != "Agent":
+    if kind != "agent":
         raise refuse(Reason.INVALID_VALUE, "actor.objectType must be 'Agent' or 'Group'")
     present = [name for name in _IFIS if value.get(name) is not None]
     if not present:
@@ -224,16 +248,57 @@ def actor_of(raw: dict[str, Any]) -> Actor:
     return Actor(keys=(text, f"sha1:{digest}"), as_is=None)
 
 
+def agent_key(value: Any) -> tuple[str, str] | None:
+    """An Agent's identifier as a comparable pair (``account`` → home page and name), or None
+    when ``value`` is not an Agent with one; never raises."""
+    if not isinstance(value, dict):
+        return None
+    account = value.get("account")
+    if isinstance(account, dict):
+        home, name = account.get("homePage"), account.get("name")
+        if isinstance(home, str) and isinstance(name, str | int):
+            return "account", f"{home.strip().rstrip('/').lower()}|{str(name).strip()}"
+    for ifi in _IFIS[1:]:
+        if isinstance(value.get(ifi), str):
+            return ifi, value[ifi].strip().lower()
+    return None
+
+
+def someone_else(value: Any, raw: dict[str, Any]) -> bool:
+    """Whether ``value`` names a person (an Agent or Group object) other than the actor."""
+    if not isinstance(value, dict):
+        return False
+    return agent_key(value) != agent_key(raw.get("actor")) or agent_key(value) is None
+
+
 # -- time and id ------------------------------------------------------------------------------
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+_BASIC = re.compile(
+    r"^(\d{4})(\d{2})(\d{2})[Tt](\d{2})(\d{2})(\d{2})?([.,]\d+)?([Zz]|[+-]\d{2}(?:\d{2})?)$"
+)
+
+_LONG_FRACTION = re.compile(r"([.,]\d{9})\d+")
+
+
+def _extended(value: str) -> str:
+    """An ISO 8601 *basic* time (``20250114T101500Z``, which xAPI allows) in the extended
+    form the parser reads, with at most nine fractional digits; other text as it is."""
+    found = _BASIC.match(value.strip())
+    if found is not None:
+        year, month, day, hour, minute, second, fraction, offset = found.groups()
+        value = f"{year}-{month}-{day}T{hour}:{minute}:{second or '00'}{fraction or ''}{offset}"
+    # ISO 8601 sets no limit on fractional digits; nanoseconds are more than enough.
+    return _LONG_FRACTION.sub(r"\1", value)
 
 
 def time_field(value: Any, where: str) -> str:
     """An ISO 8601 time with an offset as UTC text, or a refusal naming ``where``."""
     if not isinstance(value, str):
         raise refuse(Reason.WRONG_TYPE, f"{where} must be an ISO 8601 timestamp string")
-    when = utc_time(value)
+    when = utc_time(_extended(value))
     if when is None:
         raise refuse(
             Reason.INVALID_VALUE, f"{where} is not an ISO 8601 timestamp with a UTC offset"
@@ -266,8 +331,10 @@ def event_id(raw: dict[str, Any]) -> str:
 
 # -- IRIs as product fields -------------------------------------------------------------------
 
-_KEEP_PARAMS = frozenset({"id", "course_id", "courseid", "content_id", "contentid", "cmid", "d"})
-_PERSONAL_PATHS = ("/user/", "/message/", "/profile")
+_KEEP_PARAMS = frozenset(
+    {"id", "course_id", "courseid", "content_id", "contentid", "cmid", "d", "v"}
+)
+_PERSONAL_PATHS = ("/user/", "user.php", "/message/", "/profile")
 
 
 def clean_iri(iri: str, actor: Actor | None = None) -> str:

@@ -72,7 +72,7 @@ def _publish_native(args: argparse.Namespace, runtime: Any, publisher: Any) -> i
     finally:
         client.close()
     if args.report_json:
-        Path(args.report_json).write_text(report.as_json(), encoding="utf-8")
+        report.write_json(Path(args.report_json))
     print(report.summary())
     return 0 if report.tally["accepted"] or report.tally["ignored"] else 1
 
@@ -93,7 +93,7 @@ def _publish_mapped(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty(),
         )  # fmt: skip
     if args.report_json:
-        Path(args.report_json).write_text(report.as_json(), encoding="utf-8")
+        report.write_json(Path(args.report_json))
     print(report.summary())
     return 0 if report.tally["accepted"] or report.tally["ignored"] else 1
 

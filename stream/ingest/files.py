@@ -9,9 +9,9 @@ unit ends as accepted (sent), ignored or refused, with its line and index in the
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,31 +29,53 @@ Lookup = Callable[[Sequence[str]], Mapping[str, str]]
 _FLUSH = 500
 
 
-@dataclass
 class FileReport:
-    """Every unit of a file, where it was and what became of it."""
+    """Every unit of a file, where it was and what became of it.
 
-    units: list[dict[str, Any]] = field(default_factory=list)
-    tally: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
+    The units are written to a spill file as they come (one JSON line each), never kept in
+    memory, so the report of a 1 GB export costs no more memory than that of a small one.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.tally: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self._spill = tempfile.TemporaryFile("w+", encoding="utf-8")  # closed in write_json/close
+
+    def __del__(self) -> None:
+        self._spill.close()
 
     def add(self, line: int, unit: Unit) -> None:
-        self.units.append({"line": line, **unit.report()})
+        self._spill.write(json.dumps({"line": line, **unit.report()}) + "\n")
+        self.count += 1
         self.tally[str(unit.outcome)] += 1
         if unit.reason:
             self.reasons[f"{unit.outcome}: {unit.reason}"] += 1
 
+    def units(self) -> Iterator[dict[str, Any]]:
+        """The units reported so far, in order (read back from the spill file)."""
+        self._spill.flush()
+        self._spill.seek(0)
+        for text in self._spill:
+            yield json.loads(text)
+        self._spill.seek(0, 2)
+
     def summary(self) -> str:
         """One line of totals, then one line per reason."""
         head = (
-            f"read {len(self.units)} units: accepted {self.tally['accepted']}, "
+            f"read {self.count} units: accepted {self.tally['accepted']}, "
             f"ignored {self.tally['ignored']}, refused {self.tally['refused']}"
         )
         return "\n".join([head, *(f"  {k}: {n}" for k, n in sorted(self.reasons.items()))])
 
-    def as_json(self) -> str:
-        """The ``--report-json`` document."""
-        return json.dumps({"units": self.units}, indent=1)
+    def write_json(self, path: Path, error: str | None = None) -> None:
+        """The ``--report-json`` document, streamed: ``{"error": ..., "units": [...]}``."""
+        with path.open("w", encoding="utf-8") as out:
+            out.write("{" + (f'"error": {json.dumps(error)}, ' if error is not None else ""))
+            out.write('"units": [')
+            for n, unit in enumerate(self.units()):
+                out.write(("," if n else "") + "\n " + json.dumps(unit))
+            out.write("\n]}\n")
 
 
 def payloads(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:

@@ -11,7 +11,6 @@ twice: events are de-duplicated by feed and event id.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -55,11 +54,11 @@ def import_file(
             if progress and time.monotonic() - shown > 0.5:
                 shown = time.monotonic()
                 done = min(stream.tell() / total, 1.0)
-                line = f"\r{path.name}: {done:4.0%}, {len(report.units):,} rows"
+                line = f"\r{path.name}: {done:4.0%}, {report.count:,} rows"
                 print(line, end="", file=sys.stderr)
     publisher.flush()
     if progress:
-        print(f"\r{path.name}: 100%, {len(report.units):,} rows", file=sys.stderr)
+        print(f"\r{path.name}: 100%, {report.count:,} rows", file=sys.stderr)
     return report
 
 
@@ -90,10 +89,7 @@ def settle(path: Path, folder: Path, report: FileReport | None, error: str | Non
     if moved.exists():
         moved = target / f"{path.stem}.{int(time.time())}{path.suffix}"
     path.rename(moved)
-    body = report.as_json() if report is not None else '{"units": []}'
-    if error is not None:
-        body = '{"error": ' + json.dumps(error) + ", " + body.lstrip("{")
-    (target / f"{moved.name}.report.json").write_text(body, encoding="utf-8")
+    (report or FileReport()).write_json(target / f"{moved.name}.report.json", error)
     return moved
 
 

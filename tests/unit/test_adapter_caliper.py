@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.adapters import caliper
+from agents.adapters import caliper, caliper_actor, canvas
 from agents.adapters.caliper_rules import PLACEHOLDER_COURSE, is_event
 from agents.adapters.identity import Policy, resolve
 from agents.adapters.units import AdaptContext, Outcome, Unit, content_id
@@ -25,6 +25,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "caliper"
 EXPECTED: dict[str, list[dict[str, Any]]] = json.loads(
     (FIXTURES / "expected.json").read_text(encoding="utf-8")
 )
+REAL = sorted(name for name in EXPECTED if name.startswith("real/"))
 CTX = AdaptContext(received_at=datetime(2024, 10, 20, 12, 0, tzinfo=UTC))
 STUDENT = "https://vle.example.ac.uk/users/7001"
 COURSE = "https://vle.example.ac.uk/terms/2024-25/courses/chem101/sections/1"
@@ -85,10 +86,35 @@ def text_of(units: list[Unit]) -> str:
 
 
 def test_every_sample_file_has_expected_outcomes() -> None:
-    files = {p.name for p in FIXTURES.glob("*.json")} - {"expected.json"}
-    assert files == set(EXPECTED)
-    published = [n for n in files if not n.startswith("handwritten-")]
+    files = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.json")}
+    assert files - {"expected.json"} == set(EXPECTED)
+    top = [n for n in files if "/" not in n and n != "expected.json"]
+    published = [n for n in top if not n.startswith("handwritten-")]
     assert len(published) == 55  # every Caliper 1.1 event and envelope fixture of shared/data
+    assert len(REAL) == 105  # real/: SOURCES.md says where each comes from
+
+
+def _source(name: str) -> str:
+    """The system a sample under real/ comes from, by its file-name prefix."""
+    for prefix in ("ims-v1p2", "blackboard", "own-canvas", "own-openedx", "own-moodle", "own-ims"):
+        if name.startswith(f"real/{prefix}"):
+            return prefix
+    return "own-unizin"
+
+
+def test_the_real_samples_cover_several_emitters() -> None:
+    events: dict[str, int] = {}
+    for name in REAL:
+        events[_source(name)] = events.get(_source(name), 0) + len(EXPECTED[name])
+    assert events == {
+        "ims-v1p2": 64,
+        "blackboard": 16,
+        "own-canvas": 28,
+        "own-openedx": 7,
+        "own-moodle": 6,
+        "own-ims": 6,
+        "own-unizin": 1,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -107,12 +133,29 @@ def test_a_sample_gives_its_expected_outcomes(name: str) -> None:
             assert unit.detail and unit.event is None and unit.actor is None
 
 
-def test_the_samples_outcome_counts() -> None:
+def _counts(names: list[str], key: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for outcomes in EXPECTED.values():
-        for outcome in outcomes:
-            counts[outcome["outcome"]] = counts.get(outcome["outcome"], 0) + 1
-    assert counts == {"accepted": 48, "ignored": 26, "refused": 12}
+    for name in names:
+        for outcome in EXPECTED[name]:
+            counts[outcome[key] or ""] = counts.get(outcome[key] or "", 0) + 1
+    return counts
+
+
+def test_the_samples_outcome_counts() -> None:
+    top = [name for name in EXPECTED if "/" not in name]
+    assert _counts(top, "outcome") == {"accepted": 48, "ignored": 26, "refused": 12}
+    assert _counts(REAL, "outcome") == {"accepted": 72, "ignored": 47, "refused": 9}
+    assert _counts(REAL, "reason") == {
+        "": 72,
+        "entity": 8,
+        "staff_action": 22,
+        "system_action": 4,
+        "impersonation": 1,
+        "unknown_actor": 3,
+        "not_engagement": 2,
+        "survey": 7,
+        "assessment_data": 9,
+    }
 
 
 def test_the_mixed_envelope_gives_one_outcome_per_item() -> None:
@@ -140,8 +183,20 @@ def test_nothing_planted_in_the_samples_comes_out() -> None:
         "17.5",
         "B+",
         "auto-graded",
+        # real/: logins, names, addresses and results of the Canvas, Blackboard, Moodle samples
+        "s2400117@student",
+        "scott.hurrey",
+        "oxana",
+        "Invented Student Name",
+        "Invented Person Name",
+        "192.0.2.10",
+        "98.10.178.27",
+        "scoreGiven",
+        "71.0",
     ):
         assert value not in out
+    actors = repr([u.actor for name in EXPECTED for u in adapt(load(name))])
+    assert "@" not in actors.replace("mailto:", "")  # no e-mail address is an identity key
 
 
 # -- identity ---------------------------------------------------------------------------------
@@ -162,6 +217,7 @@ def test_canvas_sis_id_comes_first_and_is_the_as_is_id() -> None:
     assert unit.actor.keys == (
         "canvas-sis:S7654321",
         "canvas:10000000000042",
+        "canvas:42",  # the local id of a global id, as the Canvas-format adapter gives it
         "urn:instructure:canvas:user:10000000000042",
     )
     assert unit.actor.as_is == "S7654321"
@@ -525,6 +581,159 @@ def test_an_event_nested_too_deep_is_refused() -> None:
         deep = {"nested": deep}
     unit = one(event(extensions=deep))
     assert (unit.outcome, unit.reason) == (Outcome.REFUSED, "invalid_value")
+
+
+# -- real emitters: Canvas, Blackboard, Open edX, Moodle, 1.2 anonymous entities -------------
+
+CANVAS_SAMPLES = sorted(
+    name
+    for name in REAL
+    if name.startswith("real/own-canvas-") and "extensions" in load(name)["data"][0]["actor"]
+)
+
+
+def _canvas_format(event: dict[str, Any]) -> dict[str, Any]:
+    """The Canvas-format live event of the same user (Canvas Data Services "Metadata")."""
+    ext = event["actor"]["extensions"]["com.instructure.canvas"]
+    metadata = {
+        "event_name": "logged_in",
+        "event_time": event["eventTime"],
+        "user_id": ext["entity_id"],
+        **{k: ext[k] for k in ("user_sis_id", "user_login") if k in ext},
+    }
+    return {"metadata": metadata, "body": {}}
+
+
+@pytest.mark.parametrize("name", CANVAS_SAMPLES)
+def test_a_canvas_caliper_actor_has_the_canvas_format_keys(name: str) -> None:
+    """One identity-map entry serves both Canvas formats: the Caliper form's keys are the
+    Canvas form's (SIS id, global and local user id, login), then the actor IRI."""
+    event = load(name)["data"][0]
+    [ours] = adapt(load(name))
+    [theirs] = canvas.adapt(_canvas_format(event), CTX)
+    assert theirs.actor is not None
+    expected = (*theirs.actor.keys, event["actor"]["id"])
+    actor = caliper_actor.actor_of(event["actor"])
+    assert actor.keys == expected
+    assert theirs.actor.as_is is None or actor.as_is == theirs.actor.as_is
+    if ours.outcome is Outcome.ACCEPTED:
+        assert ours.actor == actor
+
+
+def test_canvas_ids_come_from_the_user_urn_when_the_extensions_do_not_say() -> None:
+    actor = caliper_actor.actor_of({"id": "urn:instructure:canvas:user:42420000000000987"})
+    assert actor.keys == (
+        "canvas:42420000000000987",
+        "canvas:987",
+        "urn:instructure:canvas:user:42420000000000987",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("real/own-canvas-asset_accessed-masquerade.json", "impersonation"),
+        ("real/own-canvas-attachment_created-job.json", "system_action"),
+        ("real/own-canvas-discussion_topic_created-announcement.json", "staff_action"),
+        ("real/own-canvas-enrollment_created.json", "staff_action"),
+        ("real/own-canvas-enrollment_state_created.json", "staff_action"),
+        ("real/own-canvas-course_created.json", "staff_action"),
+        ("real/own-canvas-syllabus_updated.json", "staff_action"),
+        ("real/own-canvas-group_created.json", "staff_action"),
+        ("real/own-canvas-group_membership_created.json", "staff_action"),
+        ("real/own-canvas-user_account_association_created.json", "staff_action"),
+        ("real/blackboard-course-group.json", "staff_action"),
+        ("real/own-openedx-enrollment_activated.json", "not_engagement"),
+        ("real/own-openedx-course_grade_passed.json", "not_engagement"),
+    ],
+)
+def test_administration_jobs_masquerade_and_records_are_not_the_students(
+    name: str, reason: str
+) -> None:
+    """Each of these was accepted as the student's activity before real samples were tried."""
+    [unit] = adapt(load(name))
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, reason)
+
+
+def test_joining_a_group_oneself_is_neither_staff_nor_activity() -> None:
+    envelope = load("real/own-canvas-group_membership_created.json")
+    joined = envelope["data"][0]
+    joined["actor"] = {"id": joined["object"]["member"]["id"], "type": "Person"}
+    [unit] = adapt(envelope)
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, "not_engagement")
+
+
+def test_a_canvas_real_user_given_by_its_local_id_is_the_actor_itself() -> None:
+    actor = {
+        "id": "urn:instructure:canvas:user:10000000000042",
+        "type": "Person",
+        "extensions": {"com.instructure.canvas": {"entity_id": "10000000000042"}},
+    }
+    valid(one(event(actor=actor, extensions={"com.instructure.canvas": {"real_user_id": "42"}})))
+    other = {"com.instructure.canvas": {"real_user_id": "20000000000042"}}
+    assert one(event(actor=actor, extensions=other)).reason == "impersonation"
+
+
+def test_a_canvas_resource_keeps_the_list_view_and_never_another_user() -> None:
+    [listing] = adapt(load("real/own-canvas-asset_accessed-course_announcements.json"))
+    assert listing.event is not None
+    assert listing.event["resource"].endswith(":course:42420000000000310/announcements")
+    [profile] = adapt(load("real/own-canvas-asset_accessed-user_profile.json"))
+    assert profile.event is not None and profile.event["resource"] == "user"
+
+
+def test_blackboard_batch_uid_and_user_pk_are_keys_but_never_an_e_mail() -> None:
+    [unit] = adapt(load("real/blackboard-session.json"))
+    assert unit.actor is not None
+    assert unit.actor.keys[:2] == ("blackboard-sis:administrator", "blackboard:_1_1")
+    assert unit.actor.as_is == "administrator"
+    [blog] = adapt(load("real/blackboard-blog.json"))
+    assert blog.actor is not None and blog.actor.keys[0] == "blackboard:_227_1"
+    assert blog.actor.as_is is not None and "@" not in blog.actor.as_is
+
+
+def test_anonymous_entities_name_nobody_and_no_course() -> None:
+    """Caliper 1.2 §4.4: an anonymous entity's id is its type's IRI."""
+    units = adapt(load("real/own-ims-v1p2-anonymous-entities.json"))
+    assert units[0].reason == "unknown_actor"
+    assert units[1].event is not None and units[1].event["course"] == PLACEHOLDER_COURSE
+    [ignored] = resolve(units[:1], Policy.AS_IS, {})
+    assert ignored.reason == "unknown_actor"
+    anonymous_actor = {"id": "http://purl.imsglobal.org/caliper/Person", "type": "Person"}
+    assert caliper_actor.actor_of(anonymous_actor).as_is is None
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "course"),
+    [
+        # Open edX: the course is under the object's extensions.isPartOf
+        ("real/own-openedx-play_video.json", 0, "https://learn.example.ac.uk/course/course-v1:"),
+        # Blackboard: no group, the membership's organization
+        ("real/blackboard-wiki.json", 0, "https://caliper-mapping.cloudbb.blackboard.com/v1/"),
+        # Moodle (Caliper 1.0): the CourseSection group, @id
+        ("real/own-moodle-logstore_caliper-envelope.json", 1, "https://moodle.example.ac.uk/"),
+        # Unizin Engage: the CourseSection group
+        ("real/own-unizin-engage-navigation.json", 0, "urn:unizin:engage:customer:example:term"),
+    ],
+)
+def test_the_course_is_found_where_each_emitter_puts_it(name: str, index: int, course: str) -> None:
+    unit = adapt(load(name))[index]
+    valid(unit)
+    assert unit.event is not None and unit.event["course"].startswith(course)
+
+
+def test_a_student_group_counts_for_its_course() -> None:
+    section = {"id": COURSE, "type": "CourseSection"}
+    team = {"id": f"{COURSE}/groups/2", "type": "Group", "subOrganizationOf": section}
+    assert (one(event(group=team)).event or {})["course"] == COURSE
+    lone = {"id": f"{COURSE}/groups/3", "type": "Group"}
+    assert (one(event(group=lone)).event or {})["course"] == f"{COURSE}/groups/3"
+    part = {
+        "id": "urn:page:1",
+        "type": "Page",
+        "isPartOf": {"id": "urn:c:1", "type": "CourseOffering"},
+    }
+    assert (one(event(group=None, membership=None, object=part)).event or {})["course"] == "urn:c:1"
 
 
 # -- properties -------------------------------------------------------------------------------

@@ -125,6 +125,8 @@ def test_no_sample_leaks_personal_data_or_results(name: str) -> None:
         "example.net", "Priya Halvorsen", "Dana Kowalczyk", "cell-cycle.svg",
         "Shared Lab Notebook", "Africa/", "Australia/", "Europe/Lisbon", "Pacific/Auckland",
         "76.25", "83.25", "71.6", "64.5", "Europe/London", "@student.example.ac.uk", "Room change",
+        "Orla Pennywhistle", "fernhill", "203.0.113.", "ExampleBrowser", "Europe/Dublin",
+        "handout.pdf", "Titration plan", "Lab safety", "33.5", "9.5", "o.pennywhistle",
     ):  # fmt: skip
         assert value not in out, value
 
@@ -367,6 +369,114 @@ def test_resource_names_the_content_never_a_person() -> None:
     assert unit.event is not None and unit.event["resource"] == "course:565/files"
     unit = one(live(body={"asset_type": "user", "asset_id": "417", "asset_name": NAME}))
     assert unit.event is not None and unit.event["resource"] == "user"
+
+
+# -- what real feeds send besides the common case ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "utc"),
+    [
+        ("2026-11-04 10:13:00 +0100", "2026-11-04T09:13:00+00:00"),
+        ("2026-11-04 10:13:00 -08:00", "2026-11-04T18:13:00+00:00"),
+        ("2026-11-04 09:13:00 UTC", "2026-11-04T09:13:00+00:00"),
+        ("2026-11-04 09:13:00.5 UTC", "2026-11-04T09:13:00.500000+00:00"),
+        ("2026-11-04T10:13:00.250+0100", "2026-11-04T09:13:00.250000+00:00"),
+        ("2026-11-04T09:13:00Z", "2026-11-04T09:13:00+00:00"),
+    ],
+)
+def test_event_time_in_rubys_form_and_other_offsets_is_read(sent: str, utc: str) -> None:
+    """Some documented events carry ``event_time`` as Ruby prints a time (``course_updated``)."""
+    unit = one(live(event_time=sent))
+    assert unit.event is not None and unit.event["occurred_at"] == utc
+
+
+@pytest.mark.parametrize("sent", ["2026-11-04 10:13:00", "2026-11-04 10:13 +0100", "04/11/2026"])
+def test_a_time_in_rubys_form_without_an_offset_is_still_refused(sent: str) -> None:
+    unit = one(live(event_time=sent))
+    assert (unit.reason, "metadata.event_time" in unit.detail) == ("invalid_value", True)
+
+
+def test_ids_sent_as_json_numbers_are_read_as_ids() -> None:
+    unit = one(live(user_id=21070000000000417, context_id=21070000000000565, user_sis_id=None,
+                    user_login="jdoe", context_sis_source_id=None))  # fmt: skip
+    assert unit.outcome is Outcome.ACCEPTED and unit.event is not None and unit.actor is not None
+    assert unit.event["course"] == "21070000000000565"
+    assert unit.actor.keys == ("canvas:21070000000000417", "canvas:417", "canvas-login:jdoe")
+
+
+def _new_quiz(name: str, body: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A New Quizzes live event: its envelope is ``attributes`` (producer ``quizzes``)."""
+    envelope = {"event_name": name, "event_time": "2026-11-07T07:30:02.114Z"}
+    return {"attributes": {**envelope, "producer": "quizzes", **attributes}, "body": body}
+
+
+@pytest.mark.parametrize(
+    "name", ["quizzes.quiz_created", "quizzes.quiz_updated", "quizzes.item_created",
+             "quizzes.item_updated", "quizzes.item_deleted", "quizzes.bank_created"],
+)  # fmt: skip
+def test_new_quizzes_authoring_is_a_staff_action(name: str) -> None:
+    unit = one(_new_quiz(name, {"id": "480", "points_possible": 12.0, "title": NAME}))
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, "staff_action")
+    assert NAME not in serialised([unit])
+
+
+def test_new_quizzes_results_are_refused_and_other_events_not_engagement() -> None:
+    graded = one(_new_quiz("quizzes.quiz_session_graded", {"id": "1"}))
+    scored = one(_new_quiz("quizzes.quiz_session_opened", {"id": "1", "score": SCORE}))
+    other = one(_new_quiz("quizzes.quiz_session_opened", {"id": "1"}))
+    assert [graded.reason, scored.reason, other.reason] == [
+        "assessment_data", "assessment_data", "not_engagement",
+    ]  # fmt: skip
+    assert "87.5" not in serialised([graded, scored, other])
+
+
+def test_the_attributes_envelope_is_checked_like_metadata() -> None:
+    no_time = {"attributes": {"event_name": "quizzes.quiz_created"}, "body": {}}
+    assert one(no_time).reason == "missing_field"
+    both = {"metadata": live()["metadata"], "attributes": {"event_name": "x"}, "body": {}}
+    assert one(both).outcome is Outcome.ACCEPTED  # metadata wins when both are there
+    assert one({"attributes": "x", "body": {}}).reason == "missing_field"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("outcomes.retry_outcome_alignment_clone", "staff_action"),
+        ("outcome_friendly_description_created", "staff_action"),
+        ("quizzes_next_quiz_duplicated", "system_action"),
+        ("quiz_export_complete", "system_action"),
+    ],
+)
+def test_event_names_canvas_emits_without_an_event_page(name: str, reason: str) -> None:
+    assert one(live(name, body={})).reason == reason
+
+
+@pytest.mark.parametrize(
+    "role", ["Training Teacher", "Teaching Assistant", "TA", "Lecturer", "Module Leader",
+             "Tutor", "Grader", "Sub-Account Admin", "Librarian"],
+)  # fmt: skip
+def test_custom_staff_role_names_are_staff(role: str) -> None:
+    assert one(live(context_role=role)).reason == "staff_action"
+    assert one(live(context_role=None, body={"asset_type": "page", "role": role})).reason == (
+        "staff_action"
+    )
+
+
+@pytest.mark.parametrize("role", ["Student (audit)", "GroupMembership", "User", "Auditor"])
+def test_custom_student_role_names_count(role: str) -> None:
+    assert one(live(context_role=role)).outcome is Outcome.ACCEPTED
+
+
+@pytest.mark.parametrize("name", ["group_membership_created", "group_membership_updated"])
+def test_a_group_membership_is_staff_unless_the_member_acted(name: str) -> None:
+    assert one(live(name, {"user_id": "21070000000000999"})).reason == "staff_action"
+    assert one(live(name, {"user_id": "417"})).reason == "not_engagement"
+    assert one(live(name, {"user_id": "21070000000000417"})).reason == "not_engagement"
+    assert one(live(name, {"user_id": "417"}, job_id="7")).reason == "system_action"
+    assert one(live(name, {"user_id": "417"}, context_role="TeacherEnrollment")).reason == (
+        "staff_action"
+    )
 
 
 # -- malformed input and batches -------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from agents.adapters.identity import Policy, resolve, wanted
 from agents.adapters.moodle import (
+    COLUMNS,
     MALFORMED,
     NO_COURSE,
     adapt,
@@ -67,8 +68,13 @@ def one(item: Any, ctx: AdaptContext = CTX) -> Unit:
 
 
 def payload_of(name: str) -> Any:
-    text = (FIXTURES / name).read_text(encoding="utf-8")
-    return rows_from_csv(text) if name.endswith((".csv", ".tsv")) else json.loads(text)
+    """A fixture as the adapter gets it: exports (``.csv``, ``.tsv``, and ``.txt`` for the
+    table output of database clients) through :func:`rows_from_csv` as bytes, in whatever
+    encoding they were written; JSON as JSON."""
+    path = FIXTURES / name
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return rows_from_csv(path.read_bytes())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def serialised(units: list[Unit]) -> str:
@@ -104,7 +110,11 @@ def test_every_accepted_fixture_event_validates_and_keeps_nothing_personal(name:
         if unit.outcome is Outcome.ACCEPTED:
             validates(unit)
     text = serialised(units)
-    for secret in (*PLANTED, "87.50000", "stu1", "stu3", "198.51.100.7", "Week 3 reading"):
+    for secret in (
+        *PLANTED, "87.50000", "stu1", "stu3", "198.51.100.7", "Week 3 reading", "kowalski",
+        "kgreene", "tmoreau", "rnakamura", "192.0.2.51", "Redox", "71.25", "61.5", "My reply",
+        "Group notes", "index.html",
+    ):  # fmt: skip
         assert secret not in text
 
 
@@ -477,6 +487,117 @@ def test_csv_that_cannot_be_read_ends_with_one_refused_unit() -> None:
     rows = rows_from_csv(text)
     assert rows[-1] == {MALFORMED: "line 3 cannot be read as CSV"}
     assert rows_from_csv("") == []
+
+
+def _export_lines(delimiter: str = ",", null: str = "NULL") -> tuple[str, str]:
+    """The header and the line of BASE as a database export writes them."""
+    values = [null if BASE[name] is None else str(BASE[name]) for name in COLUMNS]
+    return delimiter.join(COLUMNS), delimiter.join(values)
+
+
+def test_an_export_without_a_header_row_is_read_in_the_tables_column_order() -> None:
+    """``SELECT * ... INTO OUTFILE``, ``mysql -N`` and ``psql`` without ``HEADER`` write no
+    header: the table's 21 columns, in order (install.xml)."""
+    _, line = _export_lines("\t", "\\N")
+    doubled = line.replace("\\mod_forum\\event\\", "\\\\mod_forum\\\\event\\\\")
+    rows = numbered_rows_from_csv(f"{doubled}\n{line}\n")
+    assert [number for number, _ in rows] == [1, 2]
+    units = adapt([row for _, row in rows], CTX)
+    assert [u.outcome for u in units] == [Outcome.ACCEPTED, Outcome.ACCEPTED]
+    assert units[0].event is not None and units[0].event["event_id"] == "moodle-log-501"
+    assert list(COLUMNS) == list(BASE)
+
+
+def test_a_first_line_of_21_names_is_a_header_even_without_eventname() -> None:
+    header = ",".join(f"col{n}" for n in range(21))
+    rows = rows_from_csv(f"{header}\n" + ",".join(["1"] * 21) + "\n")
+    assert rows == [{f"col{n}": "1" for n in range(21)}]
+
+
+def test_excels_sep_line_names_the_delimiter_and_lines_are_counted() -> None:
+    header, line = _export_lines("|", "")
+    rows = numbered_rows_from_csv(f"sep=|\r\n{header}\r\n{line}\r\n")
+    assert [number for number, _ in rows] == [3]
+    assert one(rows[0][1]).outcome is Outcome.ACCEPTED
+
+
+def test_database_client_tables_are_read_without_their_borders_and_footers() -> None:
+    header, line = _export_lines(" | ", "")
+    psql = f" {header}\n{'-' * 20}+{'-' * 20}\n {line}\n(1 row)\n\n"
+    framed_header, framed_line = _export_lines(" | ", "NULL")
+    border = "+" + "-" * 30 + "+"
+    mysql = f"{border}\n| {framed_header} |\n{border}\n| {framed_line} |\n{border}\n"
+    for text in (psql, mysql):
+        rows = rows_from_csv(text)
+        assert len(rows) == 1 and rows[0]["eventname"].strip() == BASE["eventname"]
+        unit = one(rows[0])
+        assert unit.outcome is Outcome.ACCEPTED and unit.event is not None
+        assert unit.event["event_id"] == "moodle-log-501"
+
+
+@pytest.mark.parametrize(
+    "cell", ['"eventname"', "l.eventname", '"l"."eventname"', "`l`.`eventname`", " EventName "]
+)
+def test_header_names_may_be_quoted_or_qualified_by_the_table(cell: str) -> None:
+    rows = rows_from_csv(f"id;{cell};userid\n1;\\core\\event\\course_viewed;5\n")
+    assert rows == [{"id": "1", "eventname": "\\core\\event\\course_viewed", "userid": "5"}]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-be", "cp1252"])
+def test_an_export_is_read_from_bytes_in_the_encodings_exports_use(encoding: str) -> None:
+    header, line = _export_lines(";", "")
+    line = line.replace(";web;", ";web;").replace(";;203.0.113.77", ";;203.0.113.77")
+    text = f"{header}\r\n{line.replace(';0;;', ';0;{\"username\":\"zo\u00eb\"};')}\r\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    rows = rows_from_csv(data)
+    assert len(rows) == 1 and rows[0]["id"] == "501"
+    assert "zo\u00eb" in rows[0]["other"]
+    assert one(rows[0]).outcome is Outcome.ACCEPTED
+
+
+def test_utf16_read_as_utf8_by_a_file_reader_is_still_read() -> None:
+    """The file reader decodes as UTF-8 with replacement: UTF-16 then arrives with a NUL after
+    every ASCII character and its byte-order mark as replacement characters."""
+    header, line = _export_lines("\t", "")
+    data = (f"\ufeff{header}\r\n{line}\r\n").encode("utf-16-le")
+    text = data.decode("utf-8-sig", errors="replace")
+    assert "\x00" in text
+    rows = rows_from_csv(text)
+    assert len(rows) == 1 and one(rows[0]).outcome is Outcome.ACCEPTED
+    mojibake = "\u00ef\u00bb\u00bf" + header + "\n" + line + "\n"  # UTF-8 mark read as cp1252
+    assert rows_from_csv(mojibake)[0]["id"] == "501"
+
+
+@pytest.mark.parametrize(
+    ("eventname", "other"),
+    [
+        ("\\mod_quiz\\event\\quiz_repaginated", '{"slotsperpage":2}'),
+        ("\\mod_quiz\\event\\quiz_grade_updated", '{"oldgrade":10,"newgrade":87.5}'),
+        ("\\mod_quiz\\event\\slot_mark_updated", '{"quizid":4,"previousmaxmark":1,"newmaxmark":2}'),
+    ],
+)  # fmt: skip
+def test_quiz_editing_logged_at_the_participating_level_is_staff(
+    eventname: str, other: str
+) -> None:
+    unit = one(row(eventname=eventname, edulevel=2, crud="u", objecttable="quiz", other=other))
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, "staff_action")
+    assert "87.5" not in serialised([unit])
+
+
+@pytest.mark.parametrize(
+    "eventname",
+    [
+        "\\core\\event\\competency_user_competency_viewed_in_course",
+        "\\core\\event\\competency_user_competency_viewed_in_plan",
+        "\\core\\event\\competency_user_competency_viewed",
+        "\\mod_h5pactivity\\event\\report_viewed",
+    ],
+)
+def test_looking_at_competency_ratings_and_h5p_scores_is_not_engagement(eventname: str) -> None:
+    unit = one(row(eventname=eventname, edulevel=2, relateduserid=5))
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, "not_engagement")
 
 
 def test_a_malformed_marker_never_echoes_foreign_text() -> None:

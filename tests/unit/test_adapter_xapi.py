@@ -112,21 +112,33 @@ def shown(units: list[Unit]) -> str:
 # -- the samples ------------------------------------------------------------------------------
 
 
+OUTCOME_KEYS = ("outcome", "as", "reason")
+
+
 def test_every_sample_has_expected_outcomes() -> None:
-    names = {p.name for p in FIXTURES.glob("*.json")} - {"expected.json"}
-    assert names == set(EXPECTED)
+    names = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.json")}
+    assert names - {"expected.json"} == set(EXPECTED)
     assert (FIXTURES / "LICENSE").is_file() and (FIXTURES / "SOURCES.md").is_file()
+    real = {name for name in EXPECTED if name.startswith("real/")}
+    assert len(real) >= 4
+    assert sum(len(EXPECTED[name]) for name in real) >= 30
+    for name in real:  # every real sample is cited with its origin
+        assert name.removeprefix("real/") in (FIXTURES / "SOURCES.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_sample_gives_its_expected_outcomes(name: str) -> None:
+    """Outcome, product source and reason of every unit; for the real samples also the
+    event's fields a university reads (course, action, platform; module and status)."""
     units = adapt(load(name))
     got = [{"outcome": str(u.outcome), "as": u.source, "reason": u.reason} for u in units]
-    assert got == EXPECTED[name]
+    assert got == [{key: row[key] for key in OUTCOME_KEYS} for row in EXPECTED[name]]
     assert [u.index for u in units] == list(range(len(units)))
-    for unit in units:
+    for unit, row in zip(units, EXPECTED[name], strict=True):
         if unit.outcome is Outcome.ACCEPTED:
-            valid(unit)
+            event = valid(unit)
+            fields = {key: value for key, value in row.items() if key not in OUTCOME_KEYS}
+            assert {key: event.get(key) for key in fields} == fields
         else:
             assert unit.event is None and unit.detail
 
