@@ -52,6 +52,7 @@ class Times(_Strict):
 
     zone: str = "UTC"
     formats: tuple[str, ...] = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S")
+    date_formats: tuple[str, ...] = ("%Y-%m-%d", "%d/%m/%Y")
     ambiguous: Literal["earlier", "later", "refuse"] = "earlier"
     nonexistent: Literal["refuse", "shift_forward"] = "refuse"
 
@@ -132,11 +133,28 @@ class FieldRule(_Strict):
     time: bool = False
     default: str | None = None
     strip_prefix: str | None = None
+    extract: str | None = None  # a regular expression: the cell becomes its first group
+    map_default: str | None = None  # a code not in the map becomes this instead of refusing
+    hash: bool = False  # the text becomes a content id (exports without an event id)
+    split: str | None = None  # the cell is a list (modules "CS101;CS102"), split on this
+    date: bool = False  # a calendar date, read with [time] date_formats, no zone
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldRule:
         if sum(x is not None for x in (self.column, self.template, self.value)) != 1:
             msg = "a field takes exactly one of column, template, value"
+            raise ValueError(msg)
+        if self.extract is not None:
+            try:
+                found = re.compile(self.extract)
+            except re.error as exc:
+                msg = f"extract is not a regular expression ({exc})"
+                raise ValueError(msg) from None
+            if found.groups < 1:
+                msg = "extract needs a group: the part of the cell to keep, in (...)"
+                raise ValueError(msg)
+        if sum((self.time, self.date, self.split is not None)) > 1:
+            msg = "a field is at most one of time, date, split"
             raise ValueError(msg)
         return self
 
@@ -212,6 +230,8 @@ class Mapping(_Strict):
                 out.update(dict.fromkeys(rule.columns))
         if self.identity is not None:
             out[self.identity.column] = None
+        for ignore in self.ignore:  # without it, rows the rule must ignore would be taken
+            out[ignore.when.column] = None
         return tuple(out)
 
 

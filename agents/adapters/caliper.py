@@ -9,8 +9,11 @@ Each unit ends as exactly one outcome (:mod:`agents.adapters.units`):
   (``assessment_data``), and nothing of it is kept, not even in the detail;
 - survey and questionnaire participation is ignored (``survey``), its answers never read;
 - a malformed event is refused with a reason naming the field;
-- a system's action (a non-Person actor, a session TimedOut), a staff member's action and a
-  masqueraded session are ignored (``system_action``, ``staff_action``, ``impersonation``);
+- a system's action (a non-Person actor, a session TimedOut, a Canvas job), a staff member's
+  action (a staff role, or administering courses, enrolments, accounts, assignments), a
+  masqueraded session and an anonymous actor are ignored (``system_action``,
+  ``staff_action``, ``impersonation``, ``unknown_actor``), and so are enrolment and completion
+  records (``not_engagement``): :mod:`agents.adapters.caliper_actor`;
 - every other event of a student becomes a ``vle`` event: action = the Caliper action,
   resource = the object's IRI, course = the group's IRI, platform = the edApp's IRI.
 

