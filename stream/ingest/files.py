@@ -85,10 +85,10 @@ def payloads(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
     if not path.is_file():
         msg = f"{path}: no such file"
         raise InputFileError(msg)
-    if suffix == ".csv" and fmt == "moodle-log":
-        # One payload per row, so that each row's report names the line it starts on.
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-        yield from moodle.numbered_rows_from_csv(text)
+    if suffix in (".csv", ".tsv", ".txt") and fmt == "moodle-log":
+        # One payload per row, so that each row's report names the line it starts on; the
+        # reader finds the encoding (UTF-8, UTF-16 by its mark, else Windows-1252) itself.
+        yield from moodle.numbered_rows_from_csv(path.read_bytes())
     elif suffix == ".json":
         yield 1, _json(path.read_text(encoding="utf-8", errors="replace"))
     elif suffix in (".jsonl", ".ndjson"):
@@ -97,7 +97,7 @@ def payloads(path: Path, fmt: str) -> Iterator[tuple[int, Any]]:
                 if line.strip():
                     yield number, _json(line)
     else:
-        csv = " or .csv (moodle-log)" if fmt == "moodle-log" else ""
+        csv = " or .csv/.tsv/.txt (moodle-log)" if fmt == "moodle-log" else ""
         msg = f"{path}: expected .json, .jsonl or .ndjson{csv}"
         raise InputFileError(msg)
 
