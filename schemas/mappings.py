@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,6 +64,20 @@ class Times(_Strict):
         except (ZoneInfoNotFoundError, ValueError):
             msg = f"unknown time zone {value!r} (an IANA name such as Europe/London)"
             raise ValueError(msg) from None
+        return value
+
+    @field_validator("date_formats")
+    @classmethod
+    def _date_formats(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            msg = "give at least one date format"
+            raise ValueError(msg)
+        for fmt in value:
+            try:
+                date(2026, 10, 25).strftime(fmt)
+            except ValueError:
+                msg = f"{fmt!r} is not a strptime format"
+                raise ValueError(msg) from None
         return value
 
     @field_validator("formats")
@@ -136,7 +150,9 @@ class FieldRule(_Strict):
     extract: str | None = None  # a regular expression: the cell becomes its first group
     map_default: str | None = None  # a code not in the map becomes this instead of refusing
     hash: bool = False  # the text becomes a content id (exports without an event id)
-    split: str | None = None  # the cell is a list (modules "CS101;CS102"), split on this
+    split: str | None = Field(
+        default=None, min_length=1
+    )  # the cell is a list (modules "CS101;CS102"), split on this
     date: bool = False  # a calendar date, read with [time] date_formats, no zone
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tests.integration.harness import Pipeline, wait_for
+from tests.integration.test_ingest import FIXTURES
 from tests.unit.test_mapping import HEADER, REGISTER
 
 ROSTER = """\
@@ -160,3 +161,38 @@ def test_a_student_records_extract_becomes_roster_entries(pipeline: Pipeline) ->
     stored = wait_for("the roster entry", lambda: pipeline.redis.get(key))
     entry = json.loads(stored)
     assert entry["personal_tutor"] == "T001" and entry["sponsored_visa"] is True
+
+
+def test_an_export_posted_to_the_ingest_service_gives_what_the_command_line_gives(
+    pipeline: Pipeline,
+) -> None:
+    """POST /import/celcat-register with the preset's own fixture: the same outcome per row as
+    `engagement publish --mapping celcat-register`, and the marks counted."""
+    from tests.integration.test_ingest import post
+
+    pipeline.start("worker", "worker")
+    pipeline.start("ingest", "ingest")
+    export = FIXTURES / "sources" / "celcat" / "register-marks.csv"
+    report = pipeline.workdir / "units.json"
+    done = run(pipeline, "publish", str(export), "--mapping", "celcat-register",
+               "--report-json", str(report))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    by_cli = [(u["outcome"], u.get("reason")) for u in json.loads(report.read_text())["units"]]
+    status, _, reply = post(
+        pipeline, "/import/celcat-register?report=units", None, raw=export.read_bytes(),
+        headers={"Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert status == 200, reply
+    assert [(u["outcome"], u.get("reason")) for u in reply["units"]] == by_cli
+    assert ("accepted", None) in by_cli and any(o == "refused" for o, _ in by_cli)
+    for path, headers, code in (
+        ("/import/no-such-mapping", {"Content-Type": "text/csv"}, 404),
+        ("/import/celcat-register", {"Content-Type": "image/png"}, 415),
+        ("/import/..%2Fsecrets", {"Content-Type": "text/csv"}, 404),
+    ):
+        got, _, _ = post(pipeline, path, None, raw=b"a,b\n", headers=headers)
+        assert got == code, path
+    got, _, _ = post(pipeline, "/import/celcat-register", None, raw=b"x", token=None)
+    assert got == 401
+    letters = pipeline.topic(pipeline.settings.topics.deadletter, 1, timeout=30)
+    assert all(letter["topic"] == "http /import/celcat-register" for letter in letters)
