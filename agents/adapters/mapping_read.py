@@ -23,7 +23,6 @@ from schemas.mappings import Mapping
 _DELIMITERS = (",", ";", "\t", "|")
 # Bytes that are not in the file's encoding, as ``surrogateescape`` decoding leaves them.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-csv.field_size_limit(10_000_000)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@
 record, ``{"statement": {...}, ...}``, counts as its statement) and gives one
 :class:`~agents.adapters.units.Unit` per statement, in order:
 
-- refused ``assessment_data``: a score, a pass/fail, a grading verb, a grade extension;
-- ignored: voiding statements, staff cases and notes, system statements, surveys, groups;
+- refused ``assessment_data``: a score, a pass/fail, a grading verb, a grade extension, a
+  Moodle assessment event (:mod:`agents.adapters.xapi_moodle`);
+- ignored: voiding statements, "log in as", staff cases and notes and someone else acting on
+  the learner, system statements, surveys, groups, Moodle events that are not learning;
 - accepted: ``attended`` → an attendance mark, ``at``/facility ``access`` → a presence swipe,
   Jisc library loans and e-resources → library use, everything else → VLE activity.
 

@@ -14,6 +14,7 @@ from agents.adapters.units import Ignored, Stop
 from agents.adapters.xapi_moodle import check_moodle_assessment, check_moodle_ignored
 from agents.adapters.xapi_parts import (
     Statement,
+    bare,
     clean_iri,
     extensions,
     fit,
@@ -77,11 +78,18 @@ SURVEY_WORDS = ("survey", "questionnaire")
 # activities name them (http://h5p.org/libraries/H5P.OpenEndedQuestion-1.0).
 H5P_SURVEY_LIBRARIES = ("h5p.questionnaire-", "h5p.openendedquestion-", "h5p.simplemultichoice-")
 SURVEY_PATHS = ("/mod/questionnaire/", "/mod/survey/", "/mod/feedback/")
+# Path parts of an object id that make it a survey or a self-report check-in (Jisc Study
+# Goal's "How are you feeling today?" is http://app/sentiment/quiz1/question1).
+SURVEY_PARTS = frozenset(
+    {"survey", "surveys", "questionnaire", "questionnaires", "poll", "polls", "sentiment", "mood",
+     "wellbeing"}
+)  # fmt: skip
 COURSE_TYPES = frozenset({"course", "coursearea"})
 _LMS = "w3id.org/learning-analytics/learning-management-system/"
 # A course's own codes, best first: the institution's id (Moodle's idnumber, the student
 # record's code), then the LMS short name.
 COURSE_IDS = (_LMS + "external-id", _LMS + "short-id")
+MOODLE_SITE_COURSE = "/course/view.php?id=1"
 # Verbs that record something done to the learner's enrolment, membership or record (Moodle's
 # enrolments, group memberships, badges, certificates, programme assignments, attempt reviews):
 # when context.instructor is someone else, that person did it.
@@ -181,24 +189,32 @@ def _about_someone_else(st: Statement) -> bool:
     """Someone acted on a learner: a note about them, their work handled ``for`` them, or
     their enrolment, membership or award changed by a ``context.instructor`` who is not the
     actor."""
-    notes = (st.object_ext, st.context_ext)
-    if any(segment(key) in NOTE_SUBJECTS for ext in notes for key in ext):
-        return True
+    for ext in (st.object_ext, st.context_ext):
+        if any(segment(k) in NOTE_SUBJECTS and someone_else(v, st.raw) for k, v in ext.items()):
+            return True
     if someone_else(st.context_ext.get(FOR_EXTENSION), st.raw):
         return True
     return st.action in ACTED_ON_VERBS and someone_else(st.context.get("instructor"), st.raw)
 
 
 def _is_survey(st: Statement, types: list[str], ids: list[str]) -> bool:
-    """A survey or questionnaire: by activity type, by Moodle path, or by a category activity
-    naming one (H5P's ``H5P.Questionnaire`` library and the question types inside it)."""
+    """A survey or questionnaire: by activity type, by Moodle path, by a category activity
+    naming one (H5P's ``H5P.Questionnaire`` library and the question types inside it), or by
+    a part of the object's path (``/sentiment/``, ``/survey/``, ``/poll/``)."""
     categories = [segment(a["id"]) for a in st.context_activities(("category",)) if _iri(a)]
     return (
         any(word in segment(t) for t in types for word in SURVEY_WORDS)
         or any(path in i for i in ids for path in SURVEY_PATHS)
         or any(word in c for c in categories for word in SURVEY_WORDS)
         or any(c.startswith(H5P_SURVEY_LIBRARIES) for c in categories)
+        or not SURVEY_PARTS.isdisjoint(_path_parts(st.object_id))
     )
+
+
+def _path_parts(iri: str) -> list[str]:
+    """The lower-cased path segments of an IRI (no scheme, host, query or fragment)."""
+    path = bare(iri).partition("?")[0].partition("#")[0]
+    return path.split("/")[1:]
 
 
 def _iri(activity: dict[str, Any]) -> bool:
@@ -274,7 +290,10 @@ def _course_code(activity: dict[str, Any]) -> str | None:
         code = text_of(codes.get(name))
         if code is not None:
             return code
-    if isinstance(activity.get("id"), str) and (iri := clean_iri(activity["id"])):
+    iri = clean_iri(activity["id"]) if isinstance(activity.get("id"), str) else ""
+    # Moodle's course 1 is the site's front page (SITEID): the first plug-in versions named
+    # the site as a course activity beside the real one.
+    if iri and not iri.endswith(MOODLE_SITE_COURSE):
         return fit(iri, 128, "xapi-course")
     return None
 

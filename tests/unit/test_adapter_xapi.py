@@ -32,6 +32,9 @@ HOME = "https://vle.poppleton.ac.uk"
 NAME, EMAIL, IP, DISPLAY = "Zebedee Quixote", "zq.planted@example.org", "198.51.100.77", "zeb_q"
 LETTER = "A-minus-planted"
 PLANTED = (NAME, EMAIL, IP, DISPLAY, "87.5", LETTER)
+COURSE_TYPE = "https://w3id.org/xapi/cmi5/activitytype/course"
+LMS = "https://w3id.org/learning-analytics/learning-management-system/"
+EDLM = "https://xapi.edlm/profiles/edlm-lms/concepts/"
 
 
 def load(name: str) -> Any:
@@ -280,6 +283,8 @@ def test_not_the_students_own_engagement(changes: dict[str, Any], reason: str) -
         {"id": f"{HOME}/mod/questionnaire/view.php?id=3"},
         {"id": f"{HOME}/mod/feedback/complete.php?id=3"},
         {"id": f"{HOME}/x", "definition": {"type": "https://example.org/questionnaire-item"}},
+        {"id": "http://app/sentiment/quiz1/question1"},  # Jisc Study Goal's mood check-in
+        {"id": f"{HOME}/polls/7?id=3"},
     ],
 )
 def test_surveys_are_ignored_and_answers_not_kept(obj: dict[str, Any]) -> None:
@@ -292,6 +297,165 @@ def test_a_course_named_like_a_survey_is_not_a_survey() -> None:
     grouping = [{"id": f"{HOME}/course/land-surveying", "definition": {"type": "x/course"}}]
     unit = one(statement(context={"contextActivities": {"grouping": grouping}}))
     assert unit.outcome is Outcome.ACCEPTED
+    page = {"id": f"{HOME}/land-surveying/moodle-tips?survey=1"}
+    assert one(statement(object=page)).outcome is Outcome.ACCEPTED
+
+
+TUTOR = {"objectType": "Agent", "account": {"homePage": HOME, "name": "tutor9"}}
+STUDENT = {"objectType": "Agent", "account": {"homePage": HOME + "/", "name": "stu1"}}  # the actor
+OTHER = {"account": {"homePage": HOME, "name": "stu2"}}
+PREPOSITION = "https://yetanalytics.com/profiles/prepositions/concepts/context-extensions/"
+VIEWED = "http://id.tincanapi.com/verb/viewed"
+INFO = "http://lrs.learninglocker.net/define/extensions/info"
+
+
+def moodle(event: str, **changes: Any) -> dict[str, Any]:
+    """``statement(**changes)`` as logstore_xapi writes it for the Moodle event ``event``."""
+    base = statement(**changes)
+    context = base.setdefault("context", {})
+    context.setdefault("extensions", {})[INFO] = {
+        "event_name": event,
+        "event_function": "\\src\\transformer\\events\\all\\course_module_viewed",
+    }
+    return base
+
+
+def test_moodle_log_in_as_is_impersonation() -> None:
+    login = {"id": "https://brindlewaye.com/xAPITerms/verbs/loggedin/"}
+    unit = one(statement(verb=login, context={"extensions": {PREPOSITION + "as": OTHER}}))
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, "impersonation")
+    assert "stu2" not in unit.detail
+
+
+@pytest.mark.parametrize(
+    ("verb", "context", "obj_ext", "reason"),
+    [
+        (EDLM + "verbs/enrolled", {"instructor": TUTOR}, {}, "staff_action"),
+        ("http://activitystrea.ms/join", {"instructor": TUTOR}, {}, "staff_action"),
+        ("http://activitystrea.ms/leave", {"instructor": {"member": []}}, {}, "staff_action"),
+        ("https://w3id.org/xapi/tla/verbs/achieved", {"instructor": TUTOR}, {}, "staff_action"),
+        ("https://w3id.org/xapi/tla/verbs/achieved", {"instructor": "System"}, {}, "system_action"),
+        (VIEWED, {"extensions": {PREPOSITION + "for": OTHER}}, {}, "staff_action"),
+        (VIEWED, {}, {EDLM + "activity-extensions/note-subject": OTHER}, "staff_action"),
+        (VIEWED, {"extensions": {EDLM + "context-extensions/note-subject-scope": OTHER}}, {},
+         "staff_action"),
+    ],
+)  # fmt: skip
+def test_someone_else_acting_on_the_learner_is_not_their_engagement(
+    verb: str, context: dict[str, Any], obj_ext: dict[str, Any], reason: str
+) -> None:
+    obj = {"id": f"{HOME}/course/view.php?id=41", "definition": {"extensions": obj_ext}}
+    unit = one(statement(verb={"id": verb}, context=context, object=obj))
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, reason)
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"instructor": STUDENT},  # the learner enrolled themselves
+        {"extensions": {PREPOSITION + "for": STUDENT}},  # ... or handled their own work
+        {"instructor": TUTOR, "extensions": {PREPOSITION + "to": TUTOR}},  # a message to a tutor
+    ],
+)
+def test_the_learners_own_actions_with_a_tutor_named_are_theirs(context: dict[str, Any]) -> None:
+    enrolled = {"id": EDLM + "verbs/enrolled"}
+    verb = enrolled if "instructor" in context and context["instructor"] is STUDENT else None
+    unit = one(statement(context=context, **({"verb": verb} if verb else {})))
+    assert unit.outcome is Outcome.ACCEPTED
+
+
+ANSWER = {"result": {"response": LETTER}}
+
+
+@pytest.mark.parametrize(
+    ("event", "changes", "outcome", "reason"),
+    [
+        # assessment events are refused even without a score in the statement
+        ("\\mod_quiz\\event\\attempt_submitted", ANSWER, "refused", "assessment_data"),
+        ("\\mod_quiz\\event\\attempt_reviewed", {}, "refused", "assessment_data"),
+        ("\\mod_scorm\\event\\status_submitted", {}, "refused", "assessment_data"),
+        ("\\core\\event\\user_loggedinas", {}, "ignored", "impersonation"),
+        ("\\mod_choice\\event\\answer_created", ANSWER, "ignored", "survey"),
+        ("\\mod_questionnaire\\event\\attempt_submitted", {}, "ignored", "survey"),
+        ("\\core\\event\\user_enrolment_created", {}, "ignored", "not_engagement"),
+        ("\\core\\event\\course_module_completion_updated", {}, "ignored", "not_engagement"),
+        ("\\mod_assign\\event\\feedback_viewed", {}, "ignored", "not_engagement"),
+        ("\\mod_page\\event\\course_module_viewed", {}, "accepted", None),
+        ("\\\\mod_page\\\\event\\\\course_module_viewed", {}, "accepted", None),
+        ("not a Moodle event", {}, "accepted", None),
+    ],
+)  # fmt: skip
+def test_moodle_events_are_judged_as_the_moodle_log_adapter_judges_them(
+    event: str, changes: dict[str, Any], outcome: str, reason: str | None
+) -> None:
+    unit = one(moodle(event, **changes))
+    assert (str(unit.outcome), unit.reason) == (outcome, reason)
+    assert LETTER not in shown([unit]) and "Moodle" not in (unit.event or {}).get("action", "")
+
+
+def test_moodle_info_extension_as_learning_locker_exports_it() -> None:
+    encoded = "http://lrs&46;learninglocker&46;net/define/extensions/info"
+    quiz = {"event_name": "\\mod_quiz\\event\\attempt_submitted"}
+    unit = one(statement(context={"extensions": {encoded: quiz}}))
+    assert unit.reason == "assessment_data"
+
+
+LOG_ROW = "http://lrs.learninglocker.net/define/extensions/moodle_logstore_standard_log"
+
+
+@pytest.mark.parametrize(
+    ("row", "outcome", "reason"),
+    [
+        ({"edulevel": 2, "userid": "3"}, "accepted", None),
+        ({"edulevel": "2", "userid": "3", "realuserid": "2"}, "ignored", "impersonation"),
+        ({"edulevel": 1, "userid": "3"}, "ignored", "staff_action"),
+        ({"edulevel": 2, "userid": "-1"}, "ignored", "system_action"),
+        ({"edulevel": 2, "userid": "3", "origin": "cli"}, "ignored", "system_action"),
+        ({"edulevel": 2, "userid": "3", "anonymous": "1"}, "ignored", "not_engagement"),
+        ({"edulevel": 0, "userid": "3"}, "ignored", "not_engagement"),
+        (
+            {"edulevel": 2, "userid": "3", "other": 'a:1:{s:10:"finalgrade";s:2:"64";}'},
+            "refused",
+            "assessment_data",
+        ),
+    ],
+)
+def test_the_first_plug_in_versions_log_row_is_judged_as_a_log_row(
+    row: dict[str, Any], outcome: str, reason: str | None
+) -> None:
+    """logstore_xapi before v3 (the Jisc alpha feeds) sent the whole log row."""
+    event = {"eventname": "\\mod_page\\event\\course_module_viewed", "other": "N;", **row}
+    unit = one(statement(context={"extensions": {LOG_ROW: event}}))
+    assert (str(unit.outcome), unit.reason) == (outcome, reason)
+    assert "64" not in shown([unit])
+
+
+def test_moodle_site_front_page_is_not_a_course() -> None:
+    site = {"id": f"{HOME}/course/view.php?id=1", "definition": {"type": "x/moodle/course"}}
+    real = {"id": f"{HOME}/course/view.php?id=41", "definition": {"type": "x/moodle/course"}}
+    two = {"contextActivities": {"grouping": [site, real]}}
+    assert valid(one(statement(context=two)))["course"] == real["id"]
+    front = statement(object={"id": site["id"], "definition": site["definition"]}, context=None)
+    assert valid(one(front))["course"] == xapi.PLATFORM_PLACEHOLDER
+
+
+def test_h5p_questionnaire_is_a_survey() -> None:
+    for library in ("H5P.Questionnaire-1.3", "H5P.OpenEndedQuestion-1.0"):
+        category = [{"id": f"http://h5p.org/libraries/{library}", "objectType": "Activity"}]
+        answered = {"id": "http://adlnet.gov/expapi/verbs/answered"}
+        unit = one(
+            statement(
+                verb=answered,
+                context={"contextActivities": {"category": category}},
+                result={"response": "planted answer text"},
+            )
+        )
+        assert (unit.outcome, unit.reason) == (Outcome.IGNORED, "survey")
+        assert "planted answer" not in shown([unit])
+    multichoice = [{"id": "http://h5p.org/libraries/H5P.MultiChoice-1.16"}]
+    assert one(statement(context={"contextActivities": {"category": multichoice}})).outcome == (
+        Outcome.ACCEPTED
+    )
 
 
 # -- assessment -------------------------------------------------------------------------------
@@ -319,6 +483,12 @@ def test_assessment_is_refused_and_nothing_kept(changes: dict[str, Any], field: 
     assert (unit.outcome, unit.reason) == (Outcome.REFUSED, "assessment_data")
     assert field in unit.detail
     assert "87.5" not in shown([unit]) and LETTER not in shown([unit])
+
+
+def test_a_score_is_refused_as_assessment_even_on_a_malformed_statement() -> None:
+    unit = one(statement(object={"objectType": "Activity"}, result={"score": {"raw": 87.5}}))
+    assert (unit.outcome, unit.reason) == (Outcome.REFUSED, "assessment_data")
+    assert "87.5" not in shown([unit])
 
 
 def test_special_category_extension_is_refused() -> None:
@@ -404,6 +574,41 @@ def test_attendance_capture_and_defaults() -> None:
     assert event["session_id"] == f"{HOME}/event/EVT_1"
 
 
+def test_attended_without_a_result_is_present() -> None:
+    base = attended()
+    del base["result"]
+    event = valid(one(base))
+    assert event["status"] == "present" and event["module"] == "LA101-2025"
+
+
+def test_attendance_outside_a_module_is_ignored_unless_timetabled() -> None:
+    meeting = statement(
+        verb={"id": "http://adlnet.gov/expapi/verbs/attended"},
+        object={"id": "http://www.example.com/meetings/occurances/34534"},
+        context={"platform": "Example virtual meeting software"},
+    )
+    unit = one(meeting)
+    assert (unit.outcome, unit.reason) == (Outcome.IGNORED, "not_engagement")
+    jisc_recipe = copy.deepcopy(meeting)
+    jisc_recipe["context"]["extensions"] = {"http://xapi.jisc.ac.uk/recipeCat": "Attendance"}
+    assert one(jisc_recipe).reason == "missing_field"
+
+
+def test_moodle_face_to_face_attendance_has_the_course_as_module() -> None:
+    parent = [{"id": f"{HOME}/course/view.php?id=41", "definition": {"type": COURSE_TYPE}}]
+    unit = one(
+        statement(
+            verb={"id": "http://adlnet.gov/expapi/verbs/attended"},
+            object={"id": f"{HOME}/mod/facetoface/view.php?id=9"},
+            context={"instructor": TUTOR, "contextActivities": {"parent": parent}},
+            result={"completion": True, "duration": "PT0S"},
+        )
+    )
+    event = valid(unit)
+    assert unit.source == "attendance"
+    assert (event["module"], event["status"]) == (f"{HOME}/course/view.php?id=41", "present")
+
+
 # -- presence and library ---------------------------------------------------------------------
 
 
@@ -424,6 +629,19 @@ def test_presence_at_and_leave() -> None:
     at, leave, out = adapt(load("handwritten-presence.json"))
     assert [valid(u)["direction"] for u in (at, leave, out)] == ["in", "out", "out"]
     assert at.event is not None and at.event["event_id"] == "12345678-1234-5678-1234-567812345678"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"id": f"{HOME}/group/index.php?id=63", "definition": {"type": "x/group"}},
+        {"id": f"{HOME}/course/view.php?id=41", "definition": {"type": COURSE_TYPE}},
+        {"id": f"{HOME}/mod/bigbluebuttonbn/view.php?id=5"},
+    ],
+)
+def test_leaving_a_group_course_or_meeting_is_not_presence(obj: dict[str, Any]) -> None:
+    unit = one(statement(verb={"id": "http://activitystrea.ms/schema/1.0/leave"}, object=obj))
+    assert (unit.source, valid(unit)["action"]) == ("vle", "leave")
 
 
 def test_library_loan_keeps_no_title_or_item_id() -> None:
@@ -448,6 +666,20 @@ def test_time_is_converted_to_utc() -> None:
     assert valid(one(statement()))["occurred_at"] == "2025-10-14T09:15:00+00:00"
     nano = valid(one(statement(timestamp="2025-10-14T10:15:00.123456789-05:00")))
     assert nano["occurred_at"] == "2025-10-14T15:15:00.123456+00:00"
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "utc"),
+    [
+        ("20251014T101500+0100", "2025-10-14T09:15:00+00:00"),
+        ("20251014T0915Z", "2025-10-14T09:15:00+00:00"),
+        ("2025-10-14T10:15:00.123456789012+0100", "2025-10-14T09:15:00.123456+00:00"),
+        ("2025-10-14t09:15:00,5z", "2025-10-14T09:15:00.500000+00:00"),
+        ("2025-10-14T09:15:00-00:00", "2025-10-14T09:15:00+00:00"),
+    ],
+)
+def test_every_iso_8601_form_xapi_allows_is_read(timestamp: str, utc: str) -> None:
+    assert valid(one(statement(timestamp=timestamp)))["occurred_at"] == utc
 
 
 def test_time_falls_back_to_stored_then_receipt() -> None:
@@ -524,6 +756,33 @@ def test_course_from_context_activities() -> None:
     )
 
 
+def test_course_of_a_statement_about_the_course_itself() -> None:
+    course = {"id": f"{HOME}/course/view.php?id=41", "definition": {"type": COURSE_TYPE}}
+    enrolled = {"id": "http://adlnet.gov/expapi/verbs/registered"}
+    event = valid(one(statement(verb=enrolled, object=course, context=None)))
+    assert (event["course"], event["resource"]) == (course["id"], course["id"])
+    course["definition"]["extensions"] = {LMS + "external-id": "LAW101-2025-26"}
+    assert valid(one(statement(object=course, context=None)))["course"] == "LAW101-2025-26"
+    statement_ref = {"objectType": "StatementRef", "id": "8f87ccde-bb56-4c2e-ab83-44982ef22df0"}
+    assert valid(one(statement(object=statement_ref, context=None)))["course"] == "(platform)"
+
+
+@pytest.mark.parametrize(
+    ("ids", "course"),
+    [
+        ({"short-id": "LAW101", "external-id": "LAW101-2025-26"}, "LAW101-2025-26"),
+        ({"short-id": "LAW101", "external-id": None}, "LAW101"),
+        ({"short-id": "LAW101", "external-id": ""}, "LAW101"),
+        ({}, f"{HOME}/course/view.php?id=41"),
+    ],
+)
+def test_course_is_the_institution_id_then_the_short_id(ids: dict[str, Any], course: str) -> None:
+    definition = {"type": COURSE_TYPE, "extensions": {LMS + k: v for k, v in ids.items()}}
+    parent = {"id": f"{HOME}/course/view.php?id=41", "definition": definition}  # not a list
+    event = valid(one(statement(context={"contextActivities": {"parent": parent}})))
+    assert event["course"] == course
+
+
 def test_platform_fallbacks() -> None:
     no_platform = statement(context=None)
     assert valid(one(no_platform))["platform"] == "vle.poppleton.ac.uk"
@@ -541,6 +800,10 @@ def test_resource_keeps_only_identifying_query_parameters() -> None:
     assert valid(one(statement(object=mine)))["resource"] == ""
     long = {"id": f"{HOME}/" + "a" * 400}
     assert len(valid(one(statement(object=long)))["resource"]) <= 256
+    posts = {"id": f"{HOME}/mod/forum/user.php?id=77&course=41"}  # another user's posts
+    assert valid(one(statement(object=posts)))["resource"] == f"{HOME}/mod/forum/user.php"
+    video = {"id": "https://www.youtube.com/watch?v=xh4kIiH3Sm8&t=42"}
+    assert valid(one(statement(object=video)))["resource"] == video["id"].removesuffix("&t=42")
 
 
 # -- malformed input --------------------------------------------------------------------------
@@ -571,6 +834,19 @@ def test_malformed_statements_name_the_field(
     assert (unit.outcome, unit.reason) == (Outcome.REFUSED, reason)
     assert field in unit.detail
     assert "87.5" not in unit.detail
+
+
+def test_object_and_actor_types_in_any_case_and_numeric_account_names() -> None:
+    lower = statement(
+        actor={"objectType": "agent", "account": {"homePage": HOME, "name": 1207}},
+        object={"objectType": "activity", "id": f"{HOME}/mod/page/view.php?id=21"},
+    )
+    unit = one(lower)
+    assert unit.actor is not None and unit.actor.as_is == "1207"
+    assert valid(unit)["resource"] == f"{HOME}/mod/page/view.php?id=21"
+    person = one(statement(object={"objectType": "Person", "id": f"{HOME}/user/7"}))
+    assert (person.outcome, person.reason) == (Outcome.REFUSED, "invalid_value")
+    assert "object.objectType" in person.detail
 
 
 @pytest.mark.parametrize("payload", ["statement", 3, None, True, [[]]])
