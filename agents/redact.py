@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from agents.rawjson import MAX_DEPTH
 from schemas.common import normalise_name
-from schemas.feeds import AttendanceMark, CardSwipe, RawEvent, VleActivity
+from schemas.feeds import AttendanceMark, CardSwipe, LibraryActivity, RawEvent, VleActivity
 
 REDACTED: Final = "[redacted]"
 LEFT_OUT: Final = "[left out]"
@@ -42,6 +42,7 @@ EXCERPT_FIELDS: Final[Mapping[type[RawEvent], frozenset[str]]] = {
     | {"session_id", "module", "expected_start", "expected_end", "status", "capture_method"},
     # Not "resource": a VLE path can carry a user's name or number (/user/view.php?id=...).
     VleActivity: _COMMON | {"platform", "course", "action"},
+    LibraryActivity: _COMMON | {"activity", "service", "item_type"},
 }
 """Per event schema, the fields a dead-letter excerpt shows. Never the student id."""
 ENVELOPE_FIELDS: Final = frozenset({"schema_version", "source", "sent_at", "events"})

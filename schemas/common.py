@@ -28,6 +28,7 @@ class Source(StrEnum):
     SWIPE = "swipe"
     ATTENDANCE = "attendance"
     VLE = "vle"
+    LIBRARY = "library"
 
 
 class Reason(StrEnum):
@@ -60,6 +61,15 @@ ASSESSMENT_FIELDS = frozenset(
         "scaledscore", "result", "results", "finalresult", "finalmark", "exammark",
         "assessmentmark", "assessmentresult", "examresult", "marks", "percentage", "gpa",
         "classification", "degreeclassification",
+        # Caliper (Score.scoreGiven, Result.resultScore) and Canvas (course_grade_change,
+        # grade_change, outcome results). A task's maxScore is the task's, not a result.
+        "scoregiven", "resultscore", "currentscore", "finalscore", "unpostedcurrentscore",
+        "unpostedfinalscore", "currentgrade", "finalgrade", "unpostedcurrentgrade",
+        "unpostedfinalgrade", "enteredscore", "enteredgrade", "scoregivenbefore",
+        "gradegiven", "achievedscore", "rawgrade", "finalgradeoverride", "oldscore",
+        "oldgrade", "oldcurrentscore", "oldfinalscore", "oldunpostedcurrentscore",
+        "oldunpostedfinalscore", "originalscore", "normalscore", "totalscore", "penaltyscore",
+        "extracreditscore", "curvedtotalscore", "curvefactor",
     }
 )  # fmt: skip
 SPECIAL_CATEGORY_FIELDS = frozenset(

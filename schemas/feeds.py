@@ -73,3 +73,17 @@ class VleActivity(RawEvent):
             msg = f"action {action!r} reports an assessment result, which is out of scope"
             raise ValueError(msg)
         return action
+
+
+class LibraryActivity(RawEvent):
+    """Use of the library and learning resources: a loan, renewal or return, an e-resource
+    opened, a study room or equipment booked (Jisc's library recipes; SISO loans and bookings)."""
+
+    source: Literal[Source.LIBRARY] = Source.LIBRARY
+    activity: Literal[
+        "loan", "renewal", "return", "e_resource", "room_booking", "equipment_loan", "visit"
+    ]
+    service: ShortText = "library"
+    """Where: the library site, the e-resource platform, the room or equipment service."""
+    item_type: Annotated[str, StringConstraints(max_length=64)] = ""
+    """What kind of item (BOOK, JOURNAL, LAPTOP, ROOM): never the title or the item id."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from schemas.common import SCHEMA_VERSION, WireModel
 from schemas.fields import EventTime, ShortText, StudentId
@@ -79,8 +79,24 @@ class Exemption(WireModel):
         return self
 
 
-REFERENCE_MODELS: dict[str, type[RosterEntry] | type[TimetableSession] | type[Exemption]] = {
+class IdentityLink(WireModel):
+    """One entry of the identity map: who an LMS or learning-record-store actor is.
+
+    ``actor`` is spelled as the adapters spell their identity keys (docs/formats.md,
+    "Identity"): an IRI, an xAPI account as ``<homePage>|<name>``, or a platform-scoped id
+    such as ``canvas:<user_id>`` or ``moodle:<userid>``.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    actor: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    student_id: StudentId
+
+
+REFERENCE_MODELS: dict[
+    str, type[RosterEntry] | type[TimetableSession] | type[Exemption] | type[IdentityLink]
+] = {
     "roster": RosterEntry,
     "timetable": TimetableSession,
     "exemptions": Exemption,
+    "identity": IdentityLink,
 }

@@ -14,19 +14,19 @@ import string
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import ConfigError
 from schemas.nudges import Channel, Route, Tier
+from schemas.sources import RegisteredSource
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")]
-# The sources a rule may read: those the engagement model counts per day
-# (agents.model.score.DayFacts). A registered feed (schemas.sources) that the model does not
-# count yet is ingested, kept and watched for gaps, but no rule can read it.
-SourceName = Literal["swipe", "attendance", "vle"]
-ALL_SOURCES: tuple[SourceName, ...] = get_args(SourceName)
+# The sources a rule may read: any registered feed (schemas.sources). The engagement model
+# counts every feed's events per student and day (agents.model.score.DayFacts), so a new feed
+# is a schema and a registration, and rules can name it at once.
+SourceName = RegisteredSource
 
 
 class Mode(StrEnum):

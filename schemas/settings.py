@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.credentials import CREDENTIALS_ENV, Credentials
 from schemas.errors import ConfigError
+from schemas.ingest_settings import INGEST_ENV, IngestSettings
 from schemas.topics import TopicNames
 
 # The environment variables the product reads, and nothing else.
@@ -19,6 +20,7 @@ ENV = {
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "redis_url": "REDIS_URL",
     **CREDENTIALS_ENV,  # logins to Kafka and Redis: schemas/credentials.py
+    **INGEST_ENV,  # the HTTP ingest service and the identity policy: schemas/ingest_settings.py
     "state_dir": "ENGAGEMENT_STATE_DIR",
     "topic_prefix": "ENGAGEMENT_TOPIC_PREFIX",
     "key_prefix": "ENGAGEMENT_KEY_PREFIX",
@@ -74,7 +76,7 @@ def _env(field: str) -> AliasChoices:
     return AliasChoices(ENV[field])
 
 
-class Settings(BaseSettings, Credentials):
+class Settings(BaseSettings, Credentials, IngestSettings):
     """Typed, frozen configuration. Build it with :func:`load_settings`, never at import time."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)

@@ -20,7 +20,7 @@ from pydantic import AfterValidator, ValidationInfo
 
 from schemas.common import Source
 from schemas.errors import ConfigError
-from schemas.feeds import AttendanceMark, CardSwipe, RawEvent, VleActivity
+from schemas.feeds import AttendanceMark, CardSwipe, LibraryActivity, RawEvent, VleActivity
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
@@ -207,6 +207,17 @@ _BUILT_IN = (
         title="VLE",
         activity="online",
         health=Health(pattern=True, whole_feed=True),
+    ),
+    SourceKind(
+        name=Source.LIBRARY,
+        model=LibraryActivity,
+        cadence=Cadence.LIVE,
+        signal_kind="activity",
+        signal_context="service",
+        title="library",
+        activity="using the library",
+        # Loans and bookings are sparse and seasonal: an hour without one is no gap.
+        health=Health(),
     ),
 )
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from schemas.sources import SOURCES, SourceRegistry
 
-REFERENCE_KINDS = ("roster", "timetable", "exemptions")
+REFERENCE_KINDS = ("roster", "timetable", "exemptions", "identity")
 
 
 @dataclass(frozen=True)

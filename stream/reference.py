@@ -14,7 +14,12 @@ from schemas.common import classify_validation_error
 from schemas.reference import REFERENCE_MODELS
 from schemas.topics import TopicNames
 
-ID_FIELD = {"roster": "student_id", "timetable": "session_id", "exemptions": "exemption_id"}
+ID_FIELD = {
+    "roster": "student_id",
+    "timetable": "session_id",
+    "exemptions": "exemption_id",
+    "identity": "actor",
+}
 
 
 @dataclass

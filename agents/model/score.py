@@ -33,6 +33,8 @@ class DayFacts:
     excused: int = 0
     swipes: int = 0
     vle: int = 0
+    others: tuple[tuple[str, int], ...] = ()
+    """Events of every other registered feed (``library``, …), by source name."""
 
     @property
     def attended(self) -> int:
@@ -50,7 +52,9 @@ class DayFacts:
             return self.vle > 0
         if source == "swipe":
             return self.swipes > 0
-        return self.attended > 0
+        if source == "attendance":
+            return self.attended > 0
+        return any(n > 0 for name, n in self.others if name == source)
 
 
 NO_FACTS = DayFacts()

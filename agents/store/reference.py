@@ -1,7 +1,8 @@
 """Reference data in Redis: roster, timetable and exemptions, loaded from compacted topics.
 
-Keys: the ``roster``, ``timetable``, ``timetable_days``, ``exemptions`` and
-``exemption_owners`` families of the key register (``schemas/keys.py``).
+Keys: the ``roster``, ``timetable``, ``timetable_days``, ``exemptions``,
+``exemption_owners`` and ``actors`` (the identity map) families of the key register
+(``schemas/keys/``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from agents.model.pseudonym import Pseudonymiser
 from agents.model.reference import Enrolment, Period, Session
 from schemas.common import classify_validation_error
 from schemas.keys import Keys
-from schemas.reference import REFERENCE_MODELS, Exemption, RosterEntry, TimetableSession
+from schemas.reference import (
+    REFERENCE_MODELS,
+    Exemption,
+    IdentityLink,
+    RosterEntry,
+    TimetableSession,
+)
 
 
 def _text(value: Any) -> str:
@@ -64,6 +71,8 @@ class ReferenceStore:
             await self.put_roster(record)
         elif isinstance(record, TimetableSession):
             await self.put_session(record)
+        elif isinstance(record, IdentityLink):
+            await self.redis.hset(self.keys.actors(), record.actor, record.student_id)
         else:
             await self.put_exemption(record)
         return None
@@ -71,6 +80,8 @@ class ReferenceStore:
     async def _delete(self, kind: str, key: str) -> None:
         if kind == "roster":
             await self.redis.delete(self.keys.roster(self.pseudonymise(key)))
+        elif kind == "identity":
+            await self.redis.hdel(self.keys.actors(), key)
         elif kind == "timetable":
             day = await self.redis.hget(self.keys.timetable_days(), key)
             if day is not None:

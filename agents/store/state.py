@@ -25,10 +25,15 @@ from agents.model.corrections import Correction, parse_corrections
 from agents.model.rulestate import Prompt, RuleState, decode_states
 from agents.model.score import DayFacts
 from agents.store.scripts import script
+from schemas.common import Source
 from schemas.errors import StateError
 from schemas.health import SourceGap
 from schemas.keys import Keys
 from schemas.sources import SOURCES
+
+# The feeds counted per day in the student's state ('d:<day>:<source>'); attendance is kept
+# as marks ('a:<day>') instead.
+_COUNTED: tuple[str, ...] = tuple(name for name in SOURCES if name != Source.ATTENDANCE)
 
 ACTIVITY_TTL_S = 35 * 86_400
 
@@ -251,8 +256,11 @@ class EngagementStore:
         """Facts for days [first, last] and the rule state of each student (one pipeline)."""
         days = range(first, last + 1)
         fields = ["first", "rs", "ac"]
+        counted = _COUNTED
+        width = 1 + len(counted)
         for day in days:
-            fields.extend((f"d:{day}:swipe", f"d:{day}:vle", f"a:{day}"))
+            fields.append(f"a:{day}")
+            fields.extend(f"d:{day}:{source}" for source in counted)
         async with self.redis.pipeline(transaction=False) as pipe:
             for who in pseudonyms:
                 pipe.hmget(self.student_key(who), fields)
@@ -267,11 +275,14 @@ class EngagementStore:
             facts: dict[int, DayFacts] = {}
             rest = values[3:]
             for n, day in enumerate(days):
-                swipes, vle, marks = rest[3 * n : 3 * n + 3]
-                if swipes is None and vle is None and marks is None:
+                marks, *counts = rest[width * n : width * n + width]
+                if marks is None and all(c is None for c in counts):
                     continue
                 p, lt, ab, ex = (int(c) for c in _text(marks).split(",")) if marks else (0,) * 4
-                facts[day] = DayFacts(p, lt, ab, ex, swipes=int(swipes or 0), vle=int(vle or 0))
+                by = dict(zip(counted, (int(c or 0) for c in counts), strict=True))
+                swipes, vle = by.pop(Source.SWIPE), by.pop(Source.VLE)
+                others = tuple(sorted((s, c) for s, c in by.items() if c))
+                facts[day] = DayFacts(p, lt, ab, ex, swipes=swipes, vle=vle, others=others)
             students.append(
                 StoredStudent(who, int(values[0]), facts, states, prompt, text, corrections)
             )

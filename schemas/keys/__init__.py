@@ -15,6 +15,7 @@ from __future__ import annotations
 from schemas.keys.family import About, KeyFamily, Retention
 from schemas.keys.register import (
     ACTIVITY,
+    ACTORS,
     AUDIT,
     COOLDOWN,
     DECIDED,
@@ -168,6 +169,10 @@ class Keys:
     def exemption_owners(self) -> str:
         """Exemption id → pseudonym."""
         return EXEMPTION_OWNERS.key(self.prefix)
+
+    def actors(self) -> str:
+        """The identity map: actor key → student id."""
+        return ACTORS.key(self.prefix)
 
     def interventions(self, pseudonym: str) -> str:
         """One student's intervention records."""

@@ -126,6 +126,12 @@ EXEMPTION_OWNERS = _family(
     "Exemption id → the pseudonym it belongs to, to delete it again.",
     "entries", Retention.REFERENCE, "none", "exwho",
 )  # fmt: skip
+ACTORS = _family(
+    "actors", "{p}:actors", "hash",
+    "The identity map: an LMS account, IRI or platform user id → the student id it is "
+    "(read by the ingest service under the map identity policy).",
+    "entries", Retention.IDENTITY, "none: replaced or deleted by the identity topic", "actors",
+)  # fmt: skip
 
 # -- the notifier ---------------------------------------------------------------------------------
 INTERVENTIONS = _family(

@@ -115,9 +115,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rate=args.rate,
         latency_seconds=args.latency_seconds,
         out=Path(args.out) if args.out else None,
-        part=args.part,
+        part=args.which or args.part,
         nudges=args.nudges,
         metrics=args.metrics,
+        ingest={
+            "statements": args.statements,
+            "batch": args.batch,
+            "rate": args.ingest_rate,
+            "seconds": args.ingest_seconds,
+            "rows": args.rows,
+        },
     )
 
 
@@ -223,18 +230,21 @@ def add_bench(sub: Any) -> None:
     bench = add_command(
         sub,
         "bench",
-        "throughput, latency and memory of one worker",
+        "speed and memory of a worker, notifier or ingest",
         [
             "engagement bench --out bench-results.json   # the full run (minutes)",
             "engagement bench --part worker --events 20000 --latency-seconds 5",
+            "engagement bench ingest   # xAPI over HTTP: arrays of 100, then 500 requests/s",
         ],
     )
+    parts = ["all", "worker", "notifier", "ingest", "import"]
+    bench.add_argument("which", nargs="?", choices=parts, help="the part to run (as --part)")
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--envelope-size", type=int, default=500)
     bench.add_argument("--rate", type=int, default=2000, help="events/s for the latency phase")
     bench.add_argument("--latency-seconds", type=int, default=20)
     bench.add_argument("--out", help="also write the figures as JSON here")
-    bench.add_argument("--part", choices=["all", "worker", "notifier"], default="all")
+    bench.add_argument("--part", choices=parts, default="all")
     bench.add_argument("--nudges", type=int, default=5000, help="prompts for the notifier run")
     bench.add_argument(
         "--metrics",
@@ -242,4 +252,9 @@ def add_bench(sub: Any) -> None:
         default="full",
         help="both: run the throughput runs with and without the metric set, to see its cost",
     )
+    bench.add_argument("--statements", type=int, default=50_000, help="ingest: statements")
+    bench.add_argument("--rows", type=int, default=200_000, help="import: rows of the export")
+    bench.add_argument("--batch", type=int, default=100, help="ingest: statements per request")
+    bench.add_argument("--ingest-rate", type=int, default=500, help="ingest: single requests/s")
+    bench.add_argument("--ingest-seconds", type=int, default=10, help="ingest: latency run length")
     bench.set_defaults(func=cmd_bench)

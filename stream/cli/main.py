@@ -13,7 +13,19 @@ import sys
 from collections.abc import Sequence
 
 from schemas.errors import EngagementError
-from stream.cli import check, dev, keys, notify, offsets, publish, replay, rules, run
+from stream.cli import (
+    check,
+    dev,
+    imports,
+    ingest,
+    keys,
+    notify,
+    offsets,
+    publish,
+    replay,
+    rules,
+    run,
+)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -45,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_simulate(sub)
     notify.add_parsers(sub)  # prefs, interventions, review
     check.add_parsers(sub)
+    ingest.add_parsers(sub)
+    imports.add_parsers(sub)  # watch
     dev.add_receiver(sub)
     publish.add_reference(sub)
     rules.add_parsers(sub)

@@ -126,6 +126,24 @@ class Publisher:
         self._drain()
         return report
 
+    def publish_checked(self, source: str, events: Iterable[Checked]) -> int:
+        """Send events already checked (``check_event``) in envelopes; returns the messages."""
+        source = registered_source(source)
+        topic, key = self.topics.raw(source), self._feed_key(source)
+        packer = Packer(source, self.envelope_size, self.max_message_bytes)
+        messages = 0
+        for checked in events:
+            message = packer.add(checked)
+            if message is not None:
+                messages += 1
+                self._queue(topic, message[0] or key, message[1])
+        message = packer.finish()
+        if message is not None:
+            messages += 1
+            self._queue(topic, message[0] or key, message[1])
+        self._drain()
+        return messages
+
     def publish_raw(self, source: str, payload: bytes, key: bytes | None = None) -> None:
         """Send ``payload`` unchanged and unvalidated (malformed-input drills and tests)."""
         self._queue(self.topics.raw(source), key, payload)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from schemas.common import Source
 from stream.dev.processes import free_port, scrape, total
 from stream.dev.stack import Endpoints, LocalStack
 from stream.probes import http_get
-from tests.integration.harness import Pipeline, vle, wait_for
+from tests.integration.harness import INGEST_TOKEN, TERM, Pipeline, vle, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,6 +65,8 @@ def deployment(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> It
         pipeline.start("receiver", "receiver")
         pipeline.start("worker", "worker")
         pipeline.start("notifier", "notifier")
+        pipeline.start("ingest", "ingest")
+        _post_to_ingest(pipeline)  # its series exist from the start, as in production
         pipeline.cli(
             "simulate", "--students", str(STUDENTS), "--weeks", "3", "--envelope-size", "100",
             "--truth", str(workdir / "truth.json"), "--out", str(workdir / "sim"),
@@ -79,6 +82,19 @@ def deployment(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> It
     finally:
         flow.stop.set()
         pipeline.stop()
+
+
+def _post_to_ingest(pipeline: Pipeline) -> None:
+    """One request to the ingest service: a good event and a bad one."""
+    events = [vle(0, "S-INGEST", TERM), {"event_id": "x"}]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{pipeline.ports['ingest']}/events/vle",
+        data=json.dumps(events).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {INGEST_TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # loopback
+        assert response.status == 200
 
 
 def _students(pipeline: Pipeline) -> set[str]:
@@ -106,7 +122,9 @@ def prometheus(deployment: Pipeline, tmp_path_factory: pytest.TempPathFactory) -
         f"  - job_name: engagement-worker\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{deployment.ports['worker']}']\n"
         f"  - job_name: engagement-notifier\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{deployment.ports['notifier']}']\n",
+        f"      - targets: ['127.0.0.1:{deployment.ports['notifier']}']\n"
+        f"  - job_name: engagement-ingest\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{deployment.ports['ingest']}']\n",
         encoding="utf-8",
     )
     # Not an `engagement` sub-command: start the server directly, with the same log handling.
@@ -143,8 +161,8 @@ def test_prometheus_scrapes_the_running_deployment_and_every_dashboard_query_ans
     deployment: Pipeline, prometheus: str
 ) -> None:
     wait_for(
-        "both targets up",
-        lambda: len([r for r in query(prometheus, "up") if r["value"][1] == "1"]) == 2 or None,
+        "the three targets up",
+        lambda: len([r for r in query(prometheus, "up") if r["value"][1] == "1"]) == 3 or None,
     )
     # Rates need two scrapes in the window; events keep flowing meanwhile.
     wait_for(

@@ -31,6 +31,7 @@ import aiohttp
 import pytest
 
 from schemas.common import Source
+from schemas.sources import SOURCES
 from stream.publisher import Publisher
 from tests.integration.harness import TERM, Pipeline, vle, wait_for
 
@@ -316,7 +317,7 @@ def test_status_page_shows_live_throughput_and_no_student(pipeline: Pipeline) ->
     assert laptop["lag"] not in {"", "\u2014"}  # a number, or "not reported"
     for percentile in ("p50", "p95", "p99"):  # events flowed, so publish→state was measured
         assert re.fullmatch(r"(\u2265 )?[\d,.]+ (ms|s)|< 1 ms", laptop[percentile]), laptop
-    assert laptop["sources"] == 3
+    assert laptop["sources"] == len(SOURCES)  # one row per registered feed
     # Readable on a phone: nothing wider than the screen, the chart redrawn and still moving.
     assert phone["viewWidth"] == 390
     assert phone["pageWidth"] <= phone["viewWidth"]

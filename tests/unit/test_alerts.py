@@ -44,6 +44,7 @@ CONTRACT_METRICS = frozenset(
         "engagement_interventions_outbox",
         "engagement_redis_waits_total",
         "engagement_offset_regressions_total",
+        "engagement_ingest_units_total",  # ops/ingest_metrics.py
     }
 )
 # Every label an alert may group by, match on or show: properties of the system (plus the
@@ -64,6 +65,7 @@ ALLOWED_LABELS = frozenset(
         "result",
         "outcome",
         "stage",
+        "sender",  # an ingest token's sender: a system (lms, scanners), never a person
     }
 )
 SEVERITIES = frozenset({"page", "ticket"})

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ops.ingest_metrics import create_ingest_metrics
 from ops.metrics import create_metrics
 from schemas.settings import ENV
 from schemas.topics import REFERENCE_KINDS, TopicNames
@@ -103,9 +104,9 @@ def _one_shot(services: dict[str, dict[str, Any]]) -> set[str]:
 
 
 def _metric_names() -> set[str]:
-    registry = create_metrics().registry
     names: set[str] = set()
-    for family in registry.collect():
+    families = [*create_metrics().registry.collect(), *create_ingest_metrics().registry.collect()]
+    for family in families:
         names.update(family.name + suffix for suffix in METRIC_SUFFIXES.get(family.type, ("",)))
         names.update(sample.name for sample in family.samples)
     return names

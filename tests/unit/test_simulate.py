@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas.common import Reason, Source, classify_validation_error, find_forbidden
 from schemas.events import MODEL_BY_SOURCE
+from schemas.sources import SOURCES
 from stream.dev.simulate import (
     DISENGAGING,
     Persona,
@@ -93,7 +94,7 @@ def test_ground_truth_counts_match_the_unique_valid_events(sim: Simulation) -> N
         for source in Source:
             assert student.events[source.value] == counts[student_id, source.value]
     per_source = Counter(source.value for source, _ in unique(sim))
-    assert truth.totals == dict(per_source)
+    assert truth.totals == {name: per_source.get(name, 0) for name in SOURCES}
     assert truth.duplicates == len(sim.events) - len(unique(sim)) > 0
     assert sum(truth.malformed.values()) == len(sim.malformed)
 

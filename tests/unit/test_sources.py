@@ -1,29 +1,34 @@
-"""The source-kind registry: the shipped feeds as they were, and a new feed (a library's loans
-and visits, registered on a copy of the registry) seen by everything that lists sources —
+"""The source-kind registry: the shipped feeds as they were, and a new feed (a sports centre's
+visits, registered on a copy of the registry) seen by everything that lists sources —
 topics, ingest, metrics, source health and validation — without editing any of them."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, get_args
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from agents.decode import Origin
 from agents.engagement import initial_health
 from agents.ingest import raw_ingestors
 from agents.model.health import HealthConfig, find_gaps, watched_sources
+from agents.model.rules import evaluate_day
+from agents.model.score import DayFacts
+from agents.model.student import Student
 from ops.metrics import create_metrics, initialise_labels
 from schemas.common import Source
 from schemas.errors import ConfigError
 from schemas.events import MODEL_BY_SOURCE, Envelope
-from schemas.feeds import AttendanceMark, CardSwipe, RawEvent, VleActivity
+from schemas.feeds import AttendanceMark, CardSwipe, LibraryActivity, RawEvent, VleActivity
 from schemas.fields import ShortText
 from schemas.health import SourceGap
-from schemas.rules import SourceName
+from schemas.rules import SourceName, load_rules
 from schemas.settings import Settings, load_settings
 from schemas.signals import Signal
 from schemas.sources import (
@@ -37,41 +42,42 @@ from schemas.sources import (
 from schemas.topics import TopicNames
 
 DAY = date(2026, 11, 11).toordinal()  # a Wednesday in term
+LONDON = ZoneInfo("Europe/London")
 
 
-class LibraryVisit(RawEvent):
-    """A test feed: a student's loan, return or gate entry at a library branch."""
+class GymVisit(RawEvent):
+    """A test feed: a student's booking, class or gate entry at a sports centre."""
 
-    source: Literal["library"] = "library"
+    source: Literal["gym"] = "gym"
     branch: ShortText
-    action: Literal["loan", "return", "entry"]
+    action: Literal["booking", "class", "entry"]
 
 
 class BookLoan(RawEvent):
-    """Another test feed, to clash with the library's raw topic."""
+    """Another test feed, to clash with the gym's raw topic."""
 
     source: Literal["books"] = "books"
     branch: ShortText
     action: Literal["loan", "return"]
 
 
-LIBRARY = SourceKind(
-    name="library",
-    model=LibraryVisit,
+GYM = SourceKind(
+    name="gym",
+    model=GymVisit,
     cadence=Cadence.LIVE,
     signal_kind="action",
     signal_context="branch",
-    title="library",
-    activity="in the library",
+    title="sports centre",
+    activity="at the sports centre",
     health=Health(pattern=True),
 )
 
 
 @pytest.fixture
 def sources() -> SourceRegistry:
-    """The shipped kinds plus the library, on a copy: the real registry is never changed."""
+    """The shipped kinds plus the gym, on a copy: the real registry is never changed."""
     registry = SOURCES.copy()
-    registry.register(LIBRARY)
+    registry.register(GYM)
     return registry
 
 
@@ -84,12 +90,13 @@ def settings() -> Settings:
 
 
 def test_the_shipped_kinds_are_the_source_names_in_their_order() -> None:
-    assert list(SOURCES) == list(Source) == ["swipe", "attendance", "vle"]
+    assert list(SOURCES) == list(Source) == ["swipe", "attendance", "vle", "library"]
     assert all(SOURCES[s].name is s for s in Source)  # validation gives back the enum member
     assert dict(MODEL_BY_SOURCE) == {
         Source.SWIPE: CardSwipe,
         Source.ATTENDANCE: AttendanceMark,
         Source.VLE: VleActivity,
+        Source.LIBRARY: LibraryActivity,
     }
 
 
@@ -102,30 +109,40 @@ def test_the_shipped_facts_are_the_ones_the_code_used_to_spell_out() -> None:
         "swipe": ("direction", "building", "on campus", ("swipe", "attendance")),
         "attendance": ("status", "module", "at a timetabled session", ("attendance",)),
         "vle": ("action", "course", "online", ("vle",)),
+        "library": ("activity", "service", "using the library", ("library",)),
     }
-    assert [SOURCES[s].cadence for s in Source] == [Cadence.LIVE, Cadence.REGISTER, Cadence.LIVE]
+    assert [SOURCES[s].cadence for s in Source] == [
+        Cadence.LIVE,
+        Cadence.REGISTER,
+        Cadence.LIVE,
+        Cadence.LIVE,
+    ]
     assert SOURCES["swipe"].health.timetable is TimetableCheck.DOORS
     assert SOURCES["attendance"].health.timetable is TimetableCheck.REGISTERS
-    assert [SOURCES[s].health.whole_feed for s in Source] == [False, False, True]
+    assert [SOURCES[s].health.whole_feed for s in Source] == [False, False, True, False]
     assert watched_sources() == ("swipe", "attendance", "vle")
     assert TopicNames("x.").raw_all == (
         "x.engagement.raw.swipe",
         "x.engagement.raw.attendance",
         "x.engagement.raw.vle",
+        "x.engagement.raw.library",
     )
 
 
-def test_rules_read_only_registered_sources() -> None:
-    assert set(get_args(SourceName)) <= set(SOURCES)
+def test_rules_may_name_every_registered_source_and_no_other() -> None:
+    for name in SOURCES:
+        TypeAdapter(SourceName).validate_python(name)
+    with pytest.raises(ValidationError, match="unknown source 'gym'"):
+        TypeAdapter(SourceName).validate_python("gym")
 
 
 def test_an_unknown_source_is_refused_where_a_name_is_read() -> None:
-    with pytest.raises(ValueError, match="'library' is not a registered source"):
-        TopicNames().raw("library")
-    with pytest.raises(KeyError, match="unknown source 'library'"):
-        SOURCES["library"]
-    with pytest.raises(ValidationError, match="unknown source 'library'"):
-        Envelope.model_validate({"source": "library", "events": [{}]})
+    with pytest.raises(ValueError, match="'gym' is not a registered source"):
+        TopicNames().raw("gym")
+    with pytest.raises(KeyError, match="unknown source 'gym'"):
+        SOURCES["gym"]
+    with pytest.raises(ValidationError, match="unknown source 'gym'"):
+        Envelope.model_validate({"source": "gym", "events": [{}]})
     assert Envelope.model_validate({"source": "swipe", "events": [{}]}).source is Source.SWIPE
 
 
@@ -134,7 +151,7 @@ def test_an_unknown_source_is_refused_where_a_name_is_read() -> None:
 
 def test_a_name_or_raw_topic_cannot_be_registered_twice(sources: SourceRegistry) -> None:
     with pytest.raises(ConfigError, match="registered already"):
-        sources.register(LIBRARY)
+        sources.register(GYM)
     clash = SourceKind(
         name="books",
         model=BookLoan,
@@ -143,9 +160,9 @@ def test_a_name_or_raw_topic_cannot_be_registered_twice(sources: SourceRegistry)
         signal_context="branch",
         title="books",
         activity="reading",
-        topic="library",
+        topic="gym",
     )
-    with pytest.raises(ConfigError, match=r"would share engagement\.raw\.library with library"):
+    with pytest.raises(ConfigError, match=r"would share engagement\.raw\.gym with gym"):
         sources.register(clash)
 
 
@@ -153,7 +170,7 @@ def test_a_kind_must_match_its_model() -> None:
     with pytest.raises(ConfigError) as caught:
         SourceKind(
             name="loans",
-            model=LibraryVisit,
+            model=GymVisit,
             cadence=Cadence.LIVE,
             signal_kind="title",
             signal_context="branch",
@@ -161,15 +178,15 @@ def test_a_kind_must_match_its_model() -> None:
             activity="borrowing",
         )
     message = str(caught.value)
-    assert "signal_kind 'title' is not a field of LibraryVisit" in message
-    assert "LibraryVisit.source must default to 'loans'" in message
+    assert "signal_kind 'title' is not a field of GymVisit" in message
+    assert "GymVisit.source must default to 'loans'" in message
 
 
 def test_registering_on_a_copy_leaves_the_real_registry_alone(sources: SourceRegistry) -> None:
-    assert "library" in sources
-    assert "library" not in SOURCES
-    assert len(SOURCES) == 3
-    assert sources.models["library"] is LibraryVisit
+    assert "gym" in sources
+    assert "gym" not in SOURCES
+    assert len(SOURCES) == 4
+    assert sources.models["gym"] is GymVisit
 
 
 # -- a new feed, seen everywhere sources are listed ------------------------------------------
@@ -177,54 +194,76 @@ def test_registering_on_a_copy_leaves_the_real_registry_alone(sources: SourceReg
 
 def test_a_new_feed_gets_its_raw_topic(sources: SourceRegistry) -> None:
     topics = TopicNames("t.", sources)
-    assert topics.raw("library") == "t.engagement.raw.library"
-    assert topics.raw_all[-1] == "t.engagement.raw.library"
-    assert "t.engagement.raw.library" in topics.all
+    assert topics.raw("gym") == "t.engagement.raw.gym"
+    assert topics.raw_all[-1] == "t.engagement.raw.gym"
+    assert "t.engagement.raw.gym" in topics.all
 
 
 def test_a_new_feed_is_ingested_into_signals(sources: SourceRegistry, settings: Settings) -> None:
     ingestors = raw_ingestors(settings, sources)
-    assert list(ingestors) == [*settings.topics.raw_all, "t.engagement.raw.library"]
+    assert list(ingestors) == [*settings.topics.raw_all, "t.engagement.raw.gym"]
     event = {
         "event_id": "lib-1",
         "student_id": "S1234567",
         "occurred_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-        "branch": "Main Library",
-        "action": "loan",
+        "branch": "Main Hall",
+        "action": "booking",
     }
-    result = ingestors["t.engagement.raw.library"].decode(
-        json.dumps(event).encode(), Origin("t.engagement.raw.library", 0, 7)
+    result = ingestors["t.engagement.raw.gym"].decode(
+        json.dumps(event).encode(), Origin("t.engagement.raw.gym", 0, 7)
     )
     assert result.dead == []
     [signal] = result.signals
     assert (signal["source"], signal["kind"], signal["context"]) == (
-        "library",
-        "loan",
-        "Main Library",
+        "gym",
+        "booking",
+        "Main Hall",
     )
     assert type(signal["source"]) is str
     Signal.model_validate(signal, context={"sources": sources})
-    with pytest.raises(ValidationError, match="unknown source 'library'"):
-        Signal.model_validate(signal)  # the real registry has no library feed
+    with pytest.raises(ValidationError, match="unknown source 'gym'"):
+        Signal.model_validate(signal)  # the real registry has no gym feed
 
 
 def test_a_new_feed_has_its_metrics_series_from_the_start(sources: SourceRegistry) -> None:
     metrics = create_metrics(CollectorRegistry())
     initialise_labels(metrics, "worker", sources=sources)
     read = metrics.registry.get_sample_value
-    assert read("engagement_events_received_total", {"source": "library"}) == 0
+    assert read("engagement_events_received_total", {"source": "gym"}) == 0
     assert read("engagement_events_received_total", {"source": "vle"}) == 0
-    assert initial_health(sources)[("library", "all")] == 1
-    assert set(initial_health()) == {("swipe", "all"), ("attendance", "all"), ("vle", "all")}
+    assert initial_health(sources)[("gym", "all")] == 1
+    assert set(initial_health()) == {
+        (name, "all") for name in ("swipe", "attendance", "vle", "library")
+    }
 
 
 def test_a_new_feed_is_watched_for_silence_against_its_pattern(sources: SourceRegistry) -> None:
-    assert watched_sources(sources) == ("swipe", "attendance", "vle", "library")
-    busy = {d: {("Main Library", 10): 20} for d in range(DAY - 14, DAY)}
-    activity = {"library": {**busy, DAY: {("Main Library", 15): 3}}}
+    assert watched_sources(sources) == ("swipe", "attendance", "vle", "gym")
+    busy = {d: {("Main Hall", 10): 20} for d in range(DAY - 14, DAY)}
+    activity = {"gym": {**busy, DAY: {("Main Hall", 15): 3}}}
     gaps = find_gaps(DAY, activity, [], HealthConfig(), sources=sources)
     assert [(g.source, g.location, g.reason, g.affects) for g in gaps] == [
-        ("library", "Main Library", "silent_against_pattern", ("library",))
+        ("gym", "Main Hall", "silent_against_pattern", ("gym",))
     ]
-    assert "Main Library (library) had no events from 10:00 to 11:00" in gaps[0].detail
+    assert "Main Hall (gym) had no events from 10:00 to 11:00" in gaps[0].detail
     SourceGap.model_validate_json(gaps[0].model_dump_json(), context={"sources": sources})
+
+
+def test_a_rule_on_the_library_feed_loads_and_reads_library_days(tmp_path: Path) -> None:
+    """docs/formats.md's example: a library rule is a rules-file entry, nothing more."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
+    example = docs.read_text(encoding="utf-8").split("```toml\n", 1)[1].split("```", 1)[0]
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text("schema_version = 2\n\n" + example, encoding="utf-8")
+    (rule,) = load_rules(rules_file).rules
+    assert rule.sources == ("library",)
+    first = DAY - 40
+    borrowed = Student("p_" + "0" * 32, first, {first: DayFacts(others=(("library", 1),))})
+    quiet = [n.rule_id for n in evaluate_day(load_rules(rules_file), borrowed, first + 29, LONDON)]
+    assert quiet == ["no_library_use_28d"]
+    busy = Student(
+        "p_" + "1" * 32,
+        first,
+        {first: DayFacts(others=(("library", 1),)), first + 20: DayFacts(others=(("library", 2),))},
+    )
+    assert evaluate_day(load_rules(rules_file), busy, first + 29, LONDON) == []

@@ -113,7 +113,7 @@ def test_missing_lag_and_health_metrics_are_reported_absent_not_zero(metrics: Me
     status = snapshot(metrics.registry)
     assert status["lag"] == {"reported": False, "total": None, "by_topic": {}}
     sources = status["sources"]
-    assert [s["source"] for s in sources] == ["attendance", "swipe", "vle"]
+    assert [s["source"] for s in sources] == ["attendance", "library", "swipe", "vle"]
     assert {s["status"] for s in sources} == {"not reported"}
 
 

@@ -23,6 +23,7 @@ def run_bench(  # one keyword per command-line option
     part: str = "all",
     nudges: int = 5000,
     metrics: str = "full",
+    ingest: dict[str, int] | None = None,
 ) -> int:
     """Run the worker's throughput runs (with envelopes, and one event per message) and its
     latency run, and the notifier's delivery run; ``part`` picks one side."""
@@ -34,6 +35,25 @@ def run_bench(  # one keyword per command-line option
     }
     with LocalStack(workdir / "stack") as stack:
         endpoints = stack.endpoints
+        if part in ("all", "ingest"):
+            _ingest(endpoints, workdir, results, ingest or {})
+        if part == "import":
+            from stream.dev.bench.imports import import_bench
+
+            rows = (ingest or {}).get("rows", 200_000)
+            print(f"import: a register export of {rows:,} rows through a mapping ...", flush=True)
+            imported = import_bench(endpoints, workdir, rows)
+            results["import_register"] = imported
+            print(
+                f"  {imported['rows_per_second']:,.0f} rows/s ({imported['export_mib']:.0f} MiB "
+                f"in {imported['seconds']:.1f}s; import peak RSS "
+                f"{imported['peak_rss_mib']:.0f} MiB; {imported['summary']})",
+                flush=True,
+            )
+        if part in ("ingest", "import"):
+            if out is not None:
+                out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            return 0
         if part in ("all", "notifier"):
             from stream.dev.bench.notifier import notifier_bench
 
@@ -84,3 +104,27 @@ def run_bench(  # one keyword per command-line option
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _ingest(
+    endpoints: Any, workdir: Path, results: dict[str, Any], options: dict[str, int]
+) -> None:
+    from stream.dev.bench.ingest import ingest_bench
+
+    statements, batch = options.get("statements", 50_000), options.get("batch", 100)
+    rate, seconds = options.get("rate", 500), options.get("seconds", 10)
+    print(
+        f"ingest: {statements} xAPI statements in arrays of {batch}, then single statements "
+        f"at {rate} requests/s for {seconds}s ...",
+        flush=True,
+    )
+    figures = ingest_bench(endpoints, workdir, statements, batch, rate, seconds)
+    results["ingest_xapi"] = figures
+    lat = figures["latency_ms"]
+    print(
+        f"  {figures['statements_per_second']:,.0f} statements/s accepted "
+        f"(ingest peak RSS {figures['ingest_peak_rss_mib'] or 0:.0f} MiB); single statements: "
+        f"p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+        f"max {lat['max']:.1f} ms",
+        flush=True,
+    )

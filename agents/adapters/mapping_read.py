@@ -1,0 +1,130 @@
+"""Reading a vendor export into rows for a mapping, in bounded memory and without crashing.
+
+Exports come as CSV/TSV from a reporting tool — UTF-8, UTF-8 with a byte-order mark, or
+Windows-1252; comma, semicolon, tab or pipe; quoted cells that hold line breaks; sometimes a
+title line above the header — or as JSON (an array of objects, or one object per line; nested
+objects are read as dotted column names, ``a.b``). Rows are yielded one at a time with the line
+they start on, so a 1 GB export is read in constant memory. A row that cannot be read (wrong
+number of cells, bytes that are not the file's encoding) comes out as a problem for that row;
+only a file whose header lacks a required column is refused whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+
+from schemas.mappings import Mapping
+
+_DELIMITERS = (",", ";", "\t", "|")
+# Bytes that are not in the file's encoding, as ``surrogateescape`` decoding leaves them.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row: its first line, and its cells by column name, or why it cannot be read."""
+
+    line: int
+    cells: dict[str, str | None] | None
+    problem: str | None = None
+
+
+def encoding_of(head: bytes, declared: str) -> str:
+    """The export's encoding from its first bytes (``auto``) or as declared."""
+    if declared != "auto":
+        return declared
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    cut = head.rfind(b"\n")
+    sample = head if cut < 0 else head[: cut + 1]
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def delimiter_of(header: str, declared: str) -> str:
+    """The delimiter the header line uses most (``auto``), or as declared."""
+    if declared != "auto":
+        return declared
+    return max(_DELIMITERS, key=header.count)
+
+
+def read_rows(lines: Iterable[str], mapping: Mapping) -> tuple[list[str], Iterator[Row]]:
+    """The header's column names and an iterator over the rows after it. ``lines`` are text
+    lines with their endings (a file opened with ``newline=""``, decoding errors as
+    ``surrogateescape``)."""
+    if mapping.input.format == "json":
+        return [], _json_rows(lines)
+    source = iter(lines)
+    skipped = [next(source, "") for _ in range(mapping.input.header_row - 1)]
+    header_line = next(source, "")
+    delimiter = delimiter_of(header_line, mapping.input.delimiter)
+    reader = csv.reader(chain([header_line], source), delimiter=delimiter)
+    header = [h.strip() for h in next(reader, [])]
+    return header, _csv_rows(reader, header, len(skipped))
+
+
+def _csv_rows(reader: Iterator[list[str]], header: list[str], offset: int) -> Iterator[Row]:
+    seen = 1  # the header, as the reader counts lines
+    while True:
+        start = offset + seen + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            seen = reader.line_num  # type: ignore[attr-defined]
+            yield Row(start, None, f"the line is not valid CSV ({exc})")
+            continue
+        seen = reader.line_num  # type: ignore[attr-defined]
+        if not any(c.strip() for c in cells):
+            continue  # a blank line
+        if _UNDECODABLE.search("".join(cells)):
+            yield Row(start, None, "the row holds bytes that are not in the file's encoding")
+        elif len(cells) != len(header):
+            problem = f"the row has {len(cells)} cells where the header has {len(header)}"
+            yield Row(start, None, problem)
+        else:
+            yield Row(start, dict(zip(header, cells, strict=True)))
+
+
+def _json_rows(lines: Iterable[str]) -> Iterator[Row]:
+    text_lines = iter(lines)
+    first = next(text_lines, "")
+    if first.lstrip().startswith("["):  # one array: read whole (JSON exports are API pages)
+        try:
+            items = json.loads(first + "".join(text_lines))
+        except (ValueError, RecursionError):
+            yield Row(1, None, "the file is not valid JSON")
+            return
+        for n, item in enumerate(items if isinstance(items, list) else [items]):
+            yield _json_row(n + 1, item)
+        return
+    for number, line in enumerate(chain([first], text_lines), start=1):
+        if line.strip():
+            try:
+                yield _json_row(number, json.loads(line))
+            except (ValueError, RecursionError):
+                yield Row(number, None, "the line is not valid JSON")
+
+
+def _json_row(line: int, item: object) -> Row:
+    if not isinstance(item, dict):
+        return Row(line, None, "expected a JSON object")
+    flat: dict[str, str | None] = {}
+    stack: list[tuple[str, object]] = [("", item)]
+    while stack:
+        prefix, value = stack.pop()
+        if isinstance(value, dict) and len(flat) < 1000:
+            stack.extend((f"{prefix}{k}.", v) for k, v in value.items())
+        else:
+            key = prefix[:-1]
+            flat[key] = None if value is None else str(value)
+    return Row(line, flat)

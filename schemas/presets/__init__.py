@@ -1,0 +1,1 @@
+"""The shipped source mappings (TOML), one per vendor export: see docs/sources/."""

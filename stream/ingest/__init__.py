@@ -1,0 +1,1 @@
+"""The HTTP ingest service (``engagement ingest``) and the native-format file publisher."""

@@ -1,0 +1,144 @@
+"""A vendor export through a declarative mapping: rows → unit outcomes → checked events or
+reference records, in batches, in bounded memory.
+
+Shared by ``engagement publish FILE --mapping NAME``, ``engagement watch DIR --mapping NAME``
+and ``POST /import/{mapping}`` on the ingest service. The export is read as a stream: one
+batch of rows at a time is adapted, resolved (identity) and checked, then handed to the caller
+to send, so a 1 GB export never sits in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pydantic import ValidationError
+
+from agents.adapters.identity import Policy, resolve, wanted
+from agents.adapters.mapping import Compiled, adapt_row, missing_columns
+from agents.adapters.mapping_read import encoding_of, read_rows
+from agents.adapters.units import Outcome, Unit
+from schemas.common import Reason, classify_validation_error
+from schemas.mappings import Mapping as SourceMapping
+from schemas.reference import REFERENCE_MODELS
+from stream.publisher.checks import Checked, check_event
+from stream.publisher.report import InputFileError
+from stream.reference import ID_FIELD
+
+Lookup = Callable[[Sequence[str]], Mapping[str, str]]
+BATCH_ROWS = 2_000
+_HEAD_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One row's outcome, with what to send for an accepted one."""
+
+    line: int
+    unit: Unit
+    checked: Checked | None = None  # an accepted event
+    reference: tuple[str, bytes] | None = None  # an accepted reference record: key, JSON
+
+
+def prepare_export(
+    stream: BinaryIO,
+    mapping: SourceMapping,
+    lookup: Lookup | None,
+    max_event_bytes: int,
+) -> Iterator[list[Prepared]]:
+    """Batches of prepared rows. Raises InputFileError before the first batch when the
+    header lacks a required column (the whole file cannot be read)."""
+    head = stream.read(_HEAD_BYTES)
+    encoding = encoding_of(head, mapping.input.encoding)
+    raw = io.BufferedReader(_Rewound(head, stream), buffer_size=_HEAD_BYTES)
+    text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
+    header, rows = read_rows(text, mapping)
+    if mapping.input.format == "csv":
+        lacking = missing_columns(mapping, header)
+        if lacking:
+            names = ", ".join(repr(c) for c in lacking)
+            msg = f"the export's header lacks the column(s) {names} that {mapping.name} reads"
+            raise InputFileError(msg)
+    compiled = Compiled.of(mapping)
+    policy = Policy(mapping.identity.policy) if mapping.identity is not None else None
+    batch: list[tuple[int, Unit]] = []
+    index = 0
+    for row in rows:
+        if row.cells is None:
+            unit = Unit.refused(index, Reason.INVALID_VALUE, row.problem or "unreadable row")
+        else:
+            unit = adapt_row(index, row.cells, compiled)
+        batch.append((row.line, unit))
+        index += 1
+        if len(batch) >= BATCH_ROWS:
+            yield _finish(batch, mapping, policy, lookup, max_event_bytes)
+            batch = []
+    if batch:
+        yield _finish(batch, mapping, policy, lookup, max_event_bytes)
+
+
+def _finish(
+    batch: list[tuple[int, Unit]],
+    mapping: SourceMapping,
+    policy: Policy | None,
+    lookup: Lookup | None,
+    max_event_bytes: int,
+) -> list[Prepared]:
+    lines = [line for line, _ in batch]
+    units = [unit for _, unit in batch]
+    if policy is not None:
+        found: Mapping[str, str] = {}
+        keys = wanted(units) if policy is Policy.MAP else []
+        if keys and lookup is not None:
+            found = lookup(keys)
+        units = resolve(units, policy, found)
+    out: list[Prepared] = []
+    for line, unit in zip(lines, units, strict=True):
+        if unit.outcome is not Outcome.ACCEPTED or unit.event is None:
+            out.append(Prepared(line, unit))
+        elif mapping.is_reference:
+            out.append(_reference(line, unit, mapping.produces))
+        else:
+            checked = check_event(
+                mapping.produces, dict(unit.event), max_event_bytes=max_event_bytes
+            )
+            if isinstance(checked, Checked):
+                out.append(Prepared(line, unit, checked=checked))
+            else:
+                out.append(Prepared(line, Unit.refused(unit.index, checked[0], checked[1])))
+    return out
+
+
+def _reference(line: int, unit: Unit, kind: str) -> Prepared:
+    try:
+        record = REFERENCE_MODELS[kind].model_validate(dict(unit.event or {}))
+    except ValidationError as exc:
+        reason, detail = classify_validation_error(exc)
+        return Prepared(line, Unit.refused(unit.index, reason, detail))
+    key = str(getattr(record, ID_FIELD[kind]))
+    value = json.dumps(record.model_dump(mode="json")).encode()
+    return Prepared(line, unit, reference=(key, value))
+
+
+class _Rewound(io.RawIOBase):
+    """A binary stream whose first bytes were already read (to find the encoding)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
