@@ -14,6 +14,7 @@ from aiohttp import web
 from kafka.errors import KafkaError
 from prometheus_client import generate_latest
 
+from ops.health import broker_answers
 from ops.ingest_metrics import create_ingest_metrics
 from schemas.errors import ConfigError
 from schemas.sources import SOURCES
@@ -46,7 +47,9 @@ def routes(ingest: Ingest, imports: Imports | None = None) -> web.Application:
         return web.json_response({"ok": True, "role": "ingest"})
 
     async def readyz(_: web.Request) -> web.StreamResponse:
-        broker = ingest.sender.connected()
+        # As the worker's /readyz: a bootstrap broker accepts a connection (the producer keeps
+        # no connection open while idle, so its own state says nothing).
+        broker = await broker_answers(ingest.bootstrap) is None
         try:
             redis_ok = bool(await asyncio.wait_for(ingest.redis.ping(), 2))
         except Exception:
@@ -169,6 +172,7 @@ async def _serve(runtime: Runtime, tokens: Tokens) -> None:
         raise ConfigError(msg) from None
     redis = aioredis.Redis.from_url(settings.redis_url_with_password(runtime.redis_url))
     ingest = Ingest(settings, tokens, sender, redis, create_ingest_metrics())
+    ingest.bootstrap = runtime.kafka_bootstrap
     imports = Imports(ingest, settings.redis_url_with_password(runtime.redis_url))
     runner = web.AppRunner(routes(ingest, imports), access_log=None)
     await runner.setup()
@@ -180,7 +184,6 @@ async def _serve(runtime: Runtime, tokens: Tokens) -> None:
         settings.ingest_port,
         ", ".join(tokens.senders),
     )
-    print(f"ingest: listening on http://{settings.web_bind}:{settings.ingest_port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -91,13 +91,6 @@ class Sender:
             msg = f"the broker did not acknowledge within {timeout_s:g}s"
             raise NotAcknowledged(msg) from None
 
-    def connected(self) -> bool:
-        """Whether the producer reaches a broker now."""
-        try:
-            return bool(self._producer.bootstrap_connected())
-        except Exception:
-            return False
-
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what is queued and close the producer."""
         try:

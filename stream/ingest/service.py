@@ -65,6 +65,7 @@ class Ingest:
         self.redis = redis
         self.metrics = metrics
         self.topics = settings.topics
+        self.bootstrap = settings.kafka_bootstrap_servers or ""  # set by the runner
         self.actors_key = f"{settings.key_prefix}:actors"
         self.limit = min(settings.max_message_bytes, MAX_REQUEST_BYTES - RECORD_HEADROOM)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from stream.probes import http_get
 from tests.integration.harness import INGEST_TOKEN, TERM, Pipeline, vle, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -100,7 +101,15 @@ def dead_letters(pipeline: Pipeline, expected: int) -> list[dict[str, Any]]:
     return pipeline.topic(pipeline.settings.topics.deadletter, expected, timeout=30)
 
 
+def readyz(pipeline: Pipeline) -> tuple[int, Any]:
+    status, body = http_get(f"http://127.0.0.1:{pipeline.ports['ingest']}/readyz")
+    return status, json.loads(body)
+
+
 def test_nothing_is_read_without_a_token_and_basic_auth_carries_one(ingest: Pipeline) -> None:
+    assert readyz(ingest) == (
+        200, {"ready": True, "role": "ingest", "checks": {"broker": True, "redis": True}}
+    )  # fmt: skip  # ready before any request: the broker is asked, not the idle producer
     body = [vle(0, "S-AUTH", WHEN)]
     for token in (None, "not-the-token-at-all", INGEST_TOKEN[:-1]):
         status, headers, reply = post(ingest, "/events/vle", body, token=token)
@@ -370,6 +379,7 @@ def test_when_the_identity_map_cannot_be_read_the_answer_is_503_and_retry(
     body = [statement(60, "S-AWAY")]
     status, headers, reply = post(pipeline, "/xapi/statements", body, headers=version)
     assert status == 503 and headers["Retry-After"] == "5"
+    assert readyz(pipeline)[0] == 503 and readyz(pipeline)[1]["checks"]["redis"] is False
     assert reply["reason"] == "unavailable"
     samples = pipeline.metrics("ingest")
     assert not any("units_total" in k for k in samples)  # nothing counted as taken
