@@ -30,6 +30,7 @@ from agents.adapters.caliper_rules import (
     node_type,
     term,
 )
+from agents.adapters.canvas import local_id, same_user
 from agents.adapters.units import Actor, Ignored
 
 STAFF_ROLES = frozenset(
@@ -68,7 +69,6 @@ ENROLMENT_ACTIONS = frozenset({"Activated", "Deactivated"})
 ORGANIZATION_TYPES = COURSE_TYPES | {"Organization", "Group", "Membership"}
 _SPACE = re.compile(r"\s")
 _CANVAS_USER = re.compile(r"^urn:instructure:canvas:user:(\d{1,30})$")
-_GLOBAL_ID_BASE = 10_000_000_000_000
 """Canvas global id = shard id * 10^13 + local id (Canvas Data Services, identifiers)."""
 _KEY_PREFIX = {"SisSourcedId": "sis", "LisSourcedId": "lis", "OneRosterSourcedId": "oneroster"}
 _BB_SIS, _BB_ID = "bb:user.externalId", "bb:user.id"
@@ -173,17 +173,6 @@ def _canvas_user(value: Any) -> str | None:
     return found.group(1) if found else text
 
 
-def _same_canvas_user(real: str, user: str) -> bool:
-    """Whether two Canvas ids name one user: equal, or one is the other's local id (two
-    global ids are compared whole: the same local id on two shards is two people)."""
-    if real == user:
-        return True
-    local_real, local_user = _local_id(real), _local_id(user)
-    if local_real is not None and local_user is not None:
-        return False
-    return (local_real or real) == (local_user or user)
-
-
 def impersonated(item: Mapping[str, Any]) -> bool:
     """Someone acted as the student: Canvas names the real user (``real_user_id``) when a
     session is masqueraded, in the actor's Canvas extensions or the event's (or any vendor
@@ -202,7 +191,7 @@ def impersonated(item: Mapping[str, Any]) -> bool:
         text = _canvas_user(real) or str(real)
         if text == iri or iri.endswith((f":{text}", f"/{text}")):
             continue
-        if own is None or not _same_canvas_user(text, own):
+        if own is None or not same_user(text, own):
             return True
     return False
 
@@ -222,14 +211,6 @@ def _not_email(value: Any) -> str | None:
     Canvas-format adapter's rule for logins and SIS ids)."""
     text = _short_id(value)
     return None if text is None or "@" in text else text
-
-
-def _local_id(user: str) -> str | None:
-    """The local id of a Canvas global id (shard * 10^13 + local), or None."""
-    if not user.isdigit() or len(user) > 30:
-        return None
-    number = int(user)
-    return str(number % _GLOBAL_ID_BASE) if number >= _GLOBAL_ID_BASE else None
 
 
 def _system_identifiers(actor: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -256,7 +237,7 @@ def _canvas_keys(actor: Any, iri: str) -> tuple[list[str], str | None]:
     keys = [f"canvas-sis:{sis}"] if sis is not None else []
     if user is not None and user.isdigit():
         keys.append(f"canvas:{user}")
-        local = _local_id(user)
+        local = local_id(user)
         keys += [f"canvas:{local}"] if local is not None else []
     keys += [f"canvas-login:{login}"] if login is not None else []
     return keys, sis or login

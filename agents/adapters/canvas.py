@@ -163,7 +163,7 @@ def _ignored_by_actor(
         detail = "metadata.user_id is absent or metadata.job_id is set: a Canvas job acted"
         return Unit.ignored(index, Ignored.SYSTEM_ACTION, detail)
     real = _text(metadata, "real_user_id")
-    if real is not None and not _same_user(real, user):
+    if real is not None and not same_user(real, user):
         detail = "metadata.real_user_id differs from metadata.user_id: someone acted as the user"
         return Unit.ignored(index, Ignored.IMPERSONATION, detail)
     kinds = {role_kind(_text(metadata, "context_role")), role_kind(_text(body, "role", "body"))}
@@ -178,7 +178,7 @@ def _ignored_by_actor(
         return Unit.ignored(index, Ignored.STAFF_ACTION, detail)
     if name in _SELF_SERVICE:
         member = _text(body, "user_id", "body")
-        if member is not None and _same_user(member, user):
+        if member is not None and same_user(member, user):
             detail = "body.user_id is the acting user: joining or leaving a group oneself"
             return Unit.ignored(index, Ignored.NOT_ENGAGEMENT, detail)
         detail = f"event '{name}' is course or account administration, not a student's activity"
@@ -196,7 +196,7 @@ def _actor(metadata: Mapping[str, Any]) -> Actor:
         keys.append(f"canvas-sis:{sis}")
     if user is not None:
         keys.append(f"canvas:{user}")
-        local = _local_id(user)
+        local = local_id(user)
         if local is not None:
             keys.append(f"canvas:{local}")
     if login is not None:
@@ -280,7 +280,7 @@ def _usable(value: str | None) -> str | None:
     return value
 
 
-def _local_id(user: str) -> str | None:
+def local_id(user: str) -> str | None:
     """The local id of a Canvas global id (shard * 10^13 + local), or None if ``user`` is not
     a global id. Local ids survive a shard migration; global ids do not."""
     if not user.isdigit() or len(user) > 30:
@@ -289,12 +289,12 @@ def _local_id(user: str) -> str | None:
     return str(number % _GLOBAL_ID_BASE) if number >= _GLOBAL_ID_BASE else None
 
 
-def _same_user(real: str, user: str) -> bool:
+def same_user(real: str, user: str) -> bool:
     """Whether two Canvas ids name one user: equal, or one is the other's local id. Two global
     ids are compared whole (the same local id on two shards is two people)."""
     if real == user:
         return True
-    local_real, local_user = _local_id(real), _local_id(user)
+    local_real, local_user = local_id(real), local_id(user)
     if local_real is not None and local_user is not None:
         return False
     return (local_real or real) == (local_user or user)

@@ -12,11 +12,13 @@ only a file whose header lacks a required column is refused whole.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
+from typing import BinaryIO
 
 from schemas.mappings import Mapping
 
@@ -54,6 +56,43 @@ def delimiter_of(header: str, declared: str) -> str:
     if declared != "auto":
         return declared
     return max(_DELIMITERS, key=header.count)
+
+
+_HEAD_BYTES = 65_536
+
+
+def open_export(stream: BinaryIO, mapping: Mapping) -> tuple[str, list[str], Iterator[Row]]:
+    """An export opened as the import reads it: the encoding found from its first bytes,
+    bytes that are not in it kept as surrogates (the row is then refused), quoted line breaks
+    kept. Returns the encoding, the header's column names and the rows. Reads ``stream`` once,
+    from where it is (no seek: it may be a pipe or a request body)."""
+    head = stream.read(_HEAD_BYTES)
+    encoding = encoding_of(head, mapping.input.encoding)
+    raw = io.BufferedReader(_Rewound(head, stream), buffer_size=_HEAD_BYTES)
+    text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
+    header, rows = read_rows(text, mapping)
+    return encoding, header, rows
+
+
+class _Rewound(io.RawIOBase):
+    """A binary stream whose first bytes were already read (to find the encoding)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def read_rows(lines: Iterable[str], mapping: Mapping) -> tuple[list[str], Iterator[Row]]:

@@ -9,7 +9,6 @@ to send, so a 1 GB export never sits in memory.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pydantic import ValidationError
 
 from agents.adapters.identity import Policy, resolve, wanted
 from agents.adapters.mapping import Compiled, adapt_row, missing_columns
-from agents.adapters.mapping_read import encoding_of, read_rows
+from agents.adapters.mapping_read import open_export
 from agents.adapters.units import Outcome, Unit
 from schemas.common import Reason, classify_validation_error
 from schemas.mappings import Mapping as SourceMapping
@@ -30,7 +29,6 @@ from stream.reference import ID_FIELD
 
 Lookup = Callable[[Sequence[str]], Mapping[str, str]]
 BATCH_ROWS = 2_000
-_HEAD_BYTES = 65_536
 
 
 @dataclass(frozen=True)
@@ -51,11 +49,7 @@ def prepare_export(
 ) -> Iterator[list[Prepared]]:
     """Batches of prepared rows. Raises InputFileError before the first batch when the
     header lacks a required column (the whole file cannot be read)."""
-    head = stream.read(_HEAD_BYTES)
-    encoding = encoding_of(head, mapping.input.encoding)
-    raw = io.BufferedReader(_Rewound(head, stream), buffer_size=_HEAD_BYTES)
-    text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
-    header, rows = read_rows(text, mapping)
+    _, header, rows = open_export(stream, mapping)
     if mapping.input.format == "csv":
         lacking = missing_columns(mapping, header)
         if lacking:
@@ -121,24 +115,3 @@ def _reference(line: int, unit: Unit, kind: str) -> Prepared:
     key = str(getattr(record, ID_FIELD[kind]))
     value = json.dumps(record.model_dump(mode="json")).encode()
     return Prepared(line, unit, reference=(key, value))
-
-
-class _Rewound(io.RawIOBase):
-    """A binary stream whose first bytes were already read (to find the encoding)."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)

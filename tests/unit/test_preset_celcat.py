@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.adapters.mapping import Compiled, adapt_row, missing_columns
-from agents.adapters.mapping_read import encoding_of, read_rows
+from agents.adapters.mapping_read import open_export, read_rows
 from agents.adapters.units import Actor
 from schemas.mappings import Mapping, load_mapping
 from schemas.reference import REFERENCE_MODELS
@@ -57,11 +57,7 @@ def read(path: Path, preset: str) -> Export:
     compiled = Compiled.of(mapping)
     rows: list[Seen] = []
     with path.open("rb") as raw:
-        head = raw.read(65536)
-        raw.seek(0)
-        encoding = encoding_of(head, mapping.input.encoding)
-        text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
-        header, found = read_rows(text, mapping)
+        encoding, header, found = open_export(raw, mapping)
         for n, row in enumerate(found):
             if row.cells is None:
                 rows.append(Seen(row.line, "unreadable", None, row.problem or "", None, None, None))

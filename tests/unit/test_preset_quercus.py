@@ -7,7 +7,6 @@ on the roster without one; the student id is the one SISO (and Canvas, CELCAT) c
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from agents.adapters.mapping import Compiled, adapt_row, missing_columns
-from agents.adapters.mapping_read import encoding_of, read_rows
+from agents.adapters.mapping_read import open_export
 from agents.adapters.units import Outcome, Unit
 from schemas.common import Reason
 from schemas.mappings import PRESETS, Mapping, load_mapping, parse_mapping
@@ -39,10 +38,7 @@ def read_export(path: Path, mapping: Mapping) -> Export:
     """The file through the mapping, as ``stream/ingest/imports.py`` reads one."""
     compiled = Compiled.of(mapping)
     with path.open("rb") as f:
-        encoding = encoding_of(f.read(65_536), mapping.input.encoding)
-        f.seek(0)
-        text = io.TextIOWrapper(f, encoding=encoding, errors="surrogateescape", newline="")
-        header, rows = read_rows(text, mapping)
+        encoding, header, rows = open_export(f, mapping)
         assert missing_columns(mapping, header) == []
         out: list[tuple[int, Unit]] = []
         for index, row in enumerate(rows):

@@ -5,7 +5,6 @@ that repeats and the hour that never happens when the clocks change in 2026."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from agents.adapters.mapping import Compiled, adapt_row, missing_columns
-from agents.adapters.mapping_read import encoding_of, read_rows
+from agents.adapters.mapping_read import open_export
 from agents.adapters.units import Outcome, Unit
 from schemas.common import Reason
 from schemas.mappings import load_mapping
@@ -36,10 +35,7 @@ def read_export(name: str, preset: str) -> Export:
     mapping = load_mapping(preset)
     compiled = Compiled.of(mapping)
     with (FIXTURES / name).open("rb") as f:
-        encoding = encoding_of(f.read(65_536), mapping.input.encoding)
-        f.seek(0)
-        text = io.TextIOWrapper(f, encoding=encoding, errors="surrogateescape", newline="")
-        header, rows = read_rows(text, mapping)
+        encoding, header, rows = open_export(f, mapping)
         assert missing_columns(mapping, header) == []
         out: list[tuple[int, Unit]] = []
         for index, row in enumerate(rows):
