@@ -88,8 +88,10 @@ def settle(path: Path, folder: Path, report: FileReport | None, error: str | Non
     moved = target / path.name
     if moved.exists():
         moved = target / f"{path.stem}.{int(time.time())}{path.suffix}"
-    path.rename(moved)
+    # The report first, then the file: whoever sees the file in done/ or failed/ finds its
+    # report beside it.
     (report or FileReport()).write_json(target / f"{moved.name}.report.json", error)
+    path.rename(moved)
     return moved
 
 
