@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.api_settings import API_ENV, ApiSettings
 from schemas.credentials import CREDENTIALS_ENV, Credentials
 from schemas.errors import ConfigError
 from schemas.ingest_settings import INGEST_ENV, IngestSettings
@@ -21,6 +22,7 @@ ENV = {
     "redis_url": "REDIS_URL",
     **CREDENTIALS_ENV,  # logins to Kafka and Redis: schemas/credentials.py
     **INGEST_ENV,  # the HTTP ingest service and the identity policy: schemas/ingest_settings.py
+    **API_ENV,  # the people-facing API, pages and sign-in: schemas/api_settings.py
     "state_dir": "ENGAGEMENT_STATE_DIR",
     "topic_prefix": "ENGAGEMENT_TOPIC_PREFIX",
     "key_prefix": "ENGAGEMENT_KEY_PREFIX",
@@ -76,7 +78,7 @@ def _env(field: str) -> AliasChoices:
     return AliasChoices(ENV[field])
 
 
-class Settings(BaseSettings, Credentials, IngestSettings):
+class Settings(BaseSettings, Credentials, IngestSettings, ApiSettings):
     """Typed, frozen configuration. Build it with :func:`load_settings`, never at import time."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
