@@ -33,6 +33,7 @@ from agents.model.score import DayFacts
 from agents.model.student import Student
 from agents.store.reference import ReferenceStore
 from agents.store.state import EngagementStore, StoredStudent
+from agents.store.ukvi import UkviRecorder
 from schemas.health import SourceGap
 from schemas.nudges import Nudge
 from schemas.rules import RuleSet
@@ -69,6 +70,7 @@ class Detector:
         partitions: int,
         health: HealthConfig | None = None,
         sources: SourceRegistry = SOURCES,
+        ukvi: UkviRecorder | None = None,
     ) -> None:
         self.store = store
         self.reference = reference
@@ -78,6 +80,8 @@ class Detector:
         self.partitions = partitions
         self.health = health or HealthConfig()
         self.sources = sources
+        # Sponsored students' daily records for UKVI, written as each day closes.
+        self.ukvi = ukvi if ukvi is not None else UkviRecorder(store.redis, store.prefix)
         # pseudonym -> (last day read, day -> facts) for closed days, which never change; and
         # the scores of closed days, which therefore never change either
         self._facts: dict[str, tuple[int, dict[int, DayFacts]]] = {}
@@ -132,6 +136,7 @@ class Detector:
             gaps = find_gaps(day, activity, sessions, self.health, self.zone, self.sources)
             await self.store.save_gaps(day, gaps)
             detection.gaps.extend(gaps)
+        await self.ukvi.record(self.store, self.reference, start, closed)
 
         async def remember() -> None:
             await self.store.set_health_done(closed)

@@ -1,4 +1,5 @@
-"""The reference loader: roster, timetable and exemption records from their topics into Redis."""
+"""The reference loader: roster, timetable, exemption, identity-map and reader-map records from
+their topics into Redis."""
 
 from __future__ import annotations
 

@@ -45,6 +45,7 @@ class StaffAction(StrEnum):
     """What a member of staff did about a review item."""
 
     CONTACTED = "contacted"
+    MEETING_BOOKED = "meeting_booked"
     NO_ACTION = "no_action"
     REFERRED = "referred"
 

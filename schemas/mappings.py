@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.errors import ConfigError
-from schemas.reference import REFERENCE_MODELS
+from schemas.reference import LOOKUP_TABLES, REFERENCE_MODELS
 from schemas.sources import SOURCES
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -154,6 +154,12 @@ class FieldRule(_Strict):
         default=None, min_length=1
     )  # the cell is a list (modules "CS101;CS102"), split on this
     date: bool = False  # a calendar date, read with [time] date_formats, no zone
+    # Looked up at import time in a reference table (the reader map): the cell is the entry's
+    # key and becomes the entry's ``take`` value; a cell not in the table is kept and noted, or
+    # refuses the row (``missing``).
+    reference: str | None = None
+    take: str | None = None
+    missing: Literal["keep", "refuse"] = "keep"
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldRule:
@@ -172,7 +178,27 @@ class FieldRule(_Strict):
         if sum((self.time, self.date, self.split is not None)) > 1:
             msg = "a field is at most one of time, date, split"
             raise ValueError(msg)
+        self._check_reference()
         return self
+
+    def _check_reference(self) -> None:
+        if self.reference is None:
+            if self.take is not None or "missing" in self.model_fields_set:
+                msg = "take and missing go with reference (the table to look the cell up in)"
+                raise ValueError(msg)
+            return
+        table = LOOKUP_TABLES.get(self.reference)
+        if table is None:
+            msg = f"reference {self.reference!r} is none of {', '.join(LOOKUP_TABLES)}"
+            raise ValueError(msg)
+        if self.time or self.date or self.split is not None or self.hash:
+            msg = "a looked-up field is text: not time, date, split or hash"
+            raise ValueError(msg)
+        values = set(REFERENCE_MODELS[self.reference].model_fields)
+        values -= {table.key_field, "schema_version"}
+        if self.take is not None and self.take not in values:
+            msg = f"take {self.take!r} is none of {', '.join(sorted(values))}"
+            raise ValueError(msg)
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Reference data from student records and timetabling, on compacted topics (schema v1).
+"""Reference data from student records, timetabling and access control, on compacted topics
+(schema v1).
 
 Each topic is keyed by the record's id; a message with an empty value (a tombstone) deletes
 the record. Student ids are pseudonymised when the records are loaded, like events.
@@ -6,6 +7,7 @@ the record. Student ids are pseudonymised when the records are loaded, like even
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -92,11 +94,46 @@ class IdentityLink(WireModel):
     student_id: StudentId
 
 
+class ReaderLocation(WireModel):
+    """One entry of the reader map: where a door or gate reader is.
+
+    ``reader_id`` is spelled as the access-control export names the reader (Paxton Net2: the
+    door name and side, "Library Turnstile In"); imports look it up to give a swipe the
+    building the timetable uses (docs/sources/paxton.md, "The reader map").
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    reader_id: ShortText
+    building: ShortText
+    campus: ShortText | None = None
+
+
 REFERENCE_MODELS: dict[
-    str, type[RosterEntry] | type[TimetableSession] | type[Exemption] | type[IdentityLink]
+    str,
+    type[RosterEntry]
+    | type[TimetableSession]
+    | type[Exemption]
+    | type[IdentityLink]
+    | type[ReaderLocation],
 ] = {
     "roster": RosterEntry,
     "timetable": TimetableSession,
     "exemptions": Exemption,
     "identity": IdentityLink,
+    "readers": ReaderLocation,
+}
+
+
+@dataclass(frozen=True)
+class LookupTable:
+    """Reference data a mapping field may be looked up in at import time (``reference =``)."""
+
+    key_field: str  # the record field the cell is compared with
+    default_take: str  # the record field the cell becomes, unless the rule says ``take``
+    noun: str  # how sentences name the table
+    missing_reason: str  # the note an accepted row carries when its cell is not in the table
+
+
+LOOKUP_TABLES: dict[str, LookupTable] = {
+    "readers": LookupTable("reader_id", "building", "reader map", "unmapped_reader"),
 }

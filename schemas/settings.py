@@ -14,6 +14,8 @@ from schemas.api_settings import API_ENV, ApiSettings
 from schemas.credentials import CREDENTIALS_ENV, Credentials
 from schemas.errors import ConfigError
 from schemas.ingest_settings import INGEST_ENV, IngestSettings
+from schemas.report_settings import REPORT_ENV, ReportSettings
+from schemas.retention_settings import RETENTION_ENV, RetentionSettings
 from schemas.topics import TopicNames
 
 # The environment variables the product reads, and nothing else.
@@ -23,6 +25,8 @@ ENV = {
     **CREDENTIALS_ENV,  # logins to Kafka and Redis: schemas/credentials.py
     **INGEST_ENV,  # the HTTP ingest service and the identity policy: schemas/ingest_settings.py
     **API_ENV,  # the people-facing API, pages and sign-in: schemas/api_settings.py
+    **REPORT_ENV,  # the compliance reports (UKVI, SLC census points): schemas/report_settings.py
+    **RETENTION_ENV,  # retention periods per class, erasure grace: schemas/retention_settings.py
     "state_dir": "ENGAGEMENT_STATE_DIR",
     "topic_prefix": "ENGAGEMENT_TOPIC_PREFIX",
     "key_prefix": "ENGAGEMENT_KEY_PREFIX",
@@ -78,7 +82,9 @@ def _env(field: str) -> AliasChoices:
     return AliasChoices(ENV[field])
 
 
-class Settings(BaseSettings, Credentials, IngestSettings, ApiSettings):
+class Settings(
+    BaseSettings, Credentials, IngestSettings, ApiSettings, ReportSettings, RetentionSettings
+):
     """Typed, frozen configuration. Build it with :func:`load_settings`, never at import time."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from schemas.sources import SOURCES, SourceRegistry
 
-REFERENCE_KINDS = ("roster", "timetable", "exemptions", "identity")
+REFERENCE_KINDS = ("roster", "timetable", "exemptions", "identity", "readers")
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from agents.context import Context
 from agents.model.pseudonym import Pseudonymiser
 from sinks.channels.producer import RecordProducer
 from sinks.notifier import Notifier
+from sinks.retention.job import claim_run, publisher, run_with_settings
 
 log = logging.getLogger("engagement.notifier")
+RETENTION_LOOK_S = 3600.0  # how often a notifier looks whether the day's retention run is due
 
 
 def register_notifier(
@@ -49,9 +52,29 @@ def register_notifier(
 
     app.timer(settings.notifier_tick_s, name="notifier-tick")(tick)
 
+    register_retention(ctx, producer)
+
     async def close(_sender: Any, **_kwargs: Any) -> None:
         for transport in set(notifier.transports.values()):
             await transport.close()
         producer.close()
 
     app.on_before_shutdown.connect(close)
+
+
+def register_retention(ctx: Context, producer: RecordProducer) -> None:
+    """Retention and withdrawn-past-grace erasure, once per interval (a day) across every
+    notifier: each looks hourly, and the one that takes the run's key runs it."""
+    settings = ctx.settings
+    interval = settings.retention_interval_s
+    publish = publisher(producer, settings.topics.interventions)
+
+    async def retain() -> None:
+        now = datetime.now(UTC)
+        try:
+            if await claim_run(ctx.redis, settings.key_prefix, interval, now):
+                await run_with_settings(ctx.redis, settings, now, publish)
+        except Exception:  # the next interval's run finishes what this one began
+            log.exception("retention run failed; retrying at the next interval")
+
+    ctx.app.timer(min(interval, RETENTION_LOOK_S), name="retention")(retain)

@@ -16,6 +16,7 @@ from agents.loader import ReferenceLoader
 from agents.model.pseudonym import Pseudonymiser
 from agents.store.reference import ReferenceStore
 from agents.store.state import EngagementStore
+from agents.store.ukvi import UkviRecorder
 from schemas.errors import ConfigError
 from schemas.nudges import Channel
 from schemas.rules import RuleSet, RulesFileError, load_rules
@@ -173,6 +174,9 @@ def build(
             settings.zone,
             grace_ms=int(settings.late_grace_hours * 3_600_000),
             partitions=settings.partitions,
+            ukvi=UkviRecorder(
+                ctx.redis, settings.key_prefix, retention_days=settings.ukvi_retention_days
+            ),
         )
         EngagementAgent(ctx, store, detector).register()
         ReferenceLoader(ctx, reference).register()

@@ -1,4 +1,5 @@
-"""Publish reference data (roster, timetable, exemptions) to its compacted topics."""
+"""Publish reference data (roster, timetable, exemptions, identity map, reader map) to its
+compacted topics."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ ID_FIELD = {
     "timetable": "session_id",
     "exemptions": "exemption_id",
     "identity": "actor",
+    "readers": "reader_id",
 }
 
 

@@ -91,8 +91,7 @@ def _row(index: int, cells: Cells[str, str | None], compiled: Compiled) -> Unit:
     mapping = compiled.mapping
     for n, ignore in enumerate(mapping.ignore):
         if _matches(ignore.when, _cell(cells, ignore.when.column), compiled.patterns.get(n)):
-            detail = f"the {ignore.when.column!r} column matches an ignore rule of {mapping.name}"
-            return Unit.ignored(index, Ignored(ignore.reason), detail)
+            return ignored_unit(index, n, mapping)
     actor: Actor | None = None
     if mapping.identity is not None:  # whose row it is, first: nothing else matters without
         column = mapping.identity.column
@@ -109,6 +108,13 @@ def _row(index: int, cells: Cells[str, str | None], compiled: Compiled) -> Unit:
         if value is not None:
             record[name] = value
     return Unit.accepted(index, mapping.produces, record, actor)
+
+
+def ignored_unit(index: int, rule: int, mapping: Mapping) -> Unit:
+    """The outcome of a row that the mapping's ignore rule number ``rule`` matches."""
+    ignore = mapping.ignore[rule]
+    detail = f"the {ignore.when.column!r} column matches an ignore rule of {mapping.name}"
+    return Unit.ignored(index, Ignored(ignore.reason), detail)
 
 
 def _value(name: str, rule: FieldRule, cells: Cells[str, str | None], compiled: Compiled) -> Any:
@@ -176,8 +182,12 @@ def _time(name: str, text: str, compiled: Compiled) -> str:
 
 
 def _date(name: str, text: str, compiled: Compiled) -> str:
+    return local_date(text, compiled.mapping.time, name)
+
+
+def local_date(text: str, times: Times, name: str) -> str:
     """A calendar date (no time, no zone) as YYYY-MM-DD, read with the mapping's date formats."""
-    for fmt in compiled.mapping.time.date_formats:
+    for fmt in times.date_formats:
         try:
             return datetime.strptime(text, fmt).date().isoformat()  # noqa: DTZ007  # a date
         except ValueError:

@@ -17,8 +17,8 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
-from typing import BinaryIO
+from itertools import chain, islice, repeat
+from typing import Any, BinaryIO
 
 from schemas.mappings import Mapping
 
@@ -66,12 +66,18 @@ def open_export(stream: BinaryIO, mapping: Mapping) -> tuple[str, list[str], Ite
     bytes that are not in it kept as surrogates (the row is then refused), quoted line breaks
     kept. Returns the encoding, the header's column names and the rows. Reads ``stream`` once,
     from where it is (no seek: it may be a pipe or a request body)."""
+    encoding, text = open_text(stream, mapping)
+    header, rows = read_rows(text, mapping)
+    return encoding, header, rows
+
+
+def open_text(stream: BinaryIO, mapping: Mapping) -> tuple[str, io.TextIOWrapper]:
+    """The export as text, as :func:`open_export` reads it: its encoding, and its lines."""
     head = stream.read(_HEAD_BYTES)
     encoding = encoding_of(head, mapping.input.encoding)
     raw = io.BufferedReader(_Rewound(head, stream), buffer_size=_HEAD_BYTES)
     text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
-    header, rows = read_rows(text, mapping)
-    return encoding, header, rows
+    return encoding, text
 
 
 class _Rewound(io.RawIOBase):
@@ -101,37 +107,95 @@ def read_rows(lines: Iterable[str], mapping: Mapping) -> tuple[list[str], Iterat
     ``surrogateescape``)."""
     if mapping.input.format == "json":
         return [], _json_rows(lines)
+    header, batches = read_batches(lines, mapping)
+    return header, (_row(header, raw) for batch in batches for raw in batch)
+
+
+RawRow = tuple[int, list[str] | None, str | None]
+"""One CSV row as :func:`read_batches` gives it: its first line, and its cells (as many as the
+header has columns) or why it cannot be read."""
+
+
+def read_batches(
+    lines: Iterable[str], mapping: Mapping, size: int = 2_000
+) -> tuple[list[str], Iterator[list[RawRow]]]:
+    """A CSV export's header and its rows, ``size`` at a time, as lists of cells: the rows of
+    :func:`read_rows` before they become dicts (an import's fast path reads them by column)."""
     source = iter(lines)
     skipped = [next(source, "") for _ in range(mapping.input.header_row - 1)]
     header_line = next(source, "")
     delimiter = delimiter_of(header_line, mapping.input.delimiter)
     reader = csv.reader(chain([header_line], source), delimiter=delimiter)
     header = [h.strip() for h in next(reader, [])]
-    return header, _csv_rows(reader, header, len(skipped))
+    return header, _csv_batches(reader, len(header), len(skipped), size)
 
 
-def _csv_rows(reader: Iterator[list[str]], header: list[str], offset: int) -> Iterator[Row]:
-    seen = 1  # the header, as the reader counts lines
+def _row(header: list[str], raw: RawRow) -> Row:
+    line, cells, problem = raw
+    if cells is None:
+        return Row(line, None, problem)
+    return Row(line, dict(zip(header, cells, strict=True)))
+
+
+def _csv_batches(reader: Any, width: int, offset: int, size: int) -> Iterator[list[RawRow]]:
+    seen = 1  # lines the reader has read: the header's
     while True:
-        start = offset + seen + 1
+        rows: list[list[str]] = []
+        problem = None
         try:
-            cells = next(reader)
-        except StopIteration:
-            return
+            rows.extend(islice(reader, size))  # the rows before a bad line stay in ``rows``
         except csv.Error as exc:
-            seen = reader.line_num  # type: ignore[attr-defined]
-            yield Row(start, None, f"the line is not valid CSV ({exc})")
-            continue
-        seen = reader.line_num  # type: ignore[attr-defined]
-        if not any(c.strip() for c in cells):
+            problem = f"the line is not valid CSV ({exc})"
+        if not rows and problem is None:
+            return
+        starts, seen = _starts(rows, seen, reader.line_num)
+        batch = _checked(rows, [offset + s for s in starts], width)
+        if problem is not None:  # the bad line starts after the rows read before it
+            batch.append((offset + seen + 1, None, problem))
+            seen = reader.line_num
+        if batch:
+            yield batch
+
+
+def _starts(rows: list[list[str]], seen: int, now: int) -> tuple[list[int], int]:
+    """The line each row starts on, and the lines read after the last: each row is one line
+    (the usual case, seen at once from the reader's count), or one plus the line breaks its
+    quoted cells hold (each CR LF, CR or LF, as the text reader splits lines)."""
+    if now - seen == len(rows):
+        return list(range(seen + 1, now + 1)), now
+    starts = []
+    for cells in rows:
+        starts.append(seen + 1)
+        text = "".join(cells)
+        seen += 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
+    return starts, seen
+
+
+def _checked(rows: list[list[str]], starts: list[int], width: int) -> list[RawRow]:
+    """The rows less blank lines, with those that cannot be read marked as such."""
+    joined = list(map("".join, rows))
+    if (
+        "" not in joined
+        and not any(map(str.isspace, joined))
+        and (all(map(str.isascii, joined)) or not _UNDECODABLE.search("".join(joined)))
+        and set(map(len, rows)) == {width}
+    ):  # the usual batch, tested at once
+        return list(zip(starts, rows, repeat(None), strict=False))
+    batch: list[RawRow] = []
+    for start, cells, text in zip(starts, rows, joined, strict=True):
+        if not text or text.isspace():
             continue  # a blank line
-        if _UNDECODABLE.search("".join(cells)):
-            yield Row(start, None, "the row holds bytes that are not in the file's encoding")
-        elif len(cells) != len(header):
-            problem = f"the row has {len(cells)} cells where the header has {len(header)}"
-            yield Row(start, None, problem)
+        if not text.isascii() and _UNDECODABLE.search(text):
+            batch.append((start, None, _NOT_ENCODED))
+        elif len(cells) != width:
+            problem = f"the row has {len(cells)} cells where the header has {width}"
+            batch.append((start, None, problem))
         else:
-            yield Row(start, dict(zip(header, cells, strict=True)))
+            batch.append((start, cells, None))
+    return batch
+
+
+_NOT_ENCODED = "the row holds bytes that are not in the file's encoding"
 
 
 def _json_rows(lines: Iterable[str]) -> Iterator[Row]:

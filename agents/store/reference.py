@@ -1,8 +1,8 @@
 """Reference data in Redis: roster, timetable and exemptions, loaded from compacted topics.
 
 Keys: the ``roster``, ``timetable``, ``timetable_days``, ``exemptions``,
-``exemption_owners`` and ``actors`` (the identity map) families of the key register
-(``schemas/keys/``).
+``exemption_owners``, ``actors`` (the identity map) and ``readers`` (the reader map) families
+of the key register (``schemas/keys/``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from schemas.reference import (
     REFERENCE_MODELS,
     Exemption,
     IdentityLink,
+    ReaderLocation,
     RosterEntry,
     TimetableSession,
 )
@@ -73,15 +74,21 @@ class ReferenceStore:
             await self.put_session(record)
         elif isinstance(record, IdentityLink):
             await self.redis.hset(self.keys.actors(), record.actor, record.student_id)
+        elif isinstance(record, ReaderLocation):
+            where = {"building": record.building, "campus": record.campus}
+            await self.redis.hset(self.keys.readers(), record.reader_id, json.dumps(where))
         else:
             await self.put_exemption(record)
         return None
 
     async def _delete(self, kind: str, key: str) -> None:
         if kind == "roster":
-            await self.redis.delete(self.keys.roster(self.pseudonymise(key)))
+            student = self.pseudonymise(key)
+            await self.redis.delete(self.keys.roster(student), self.keys.roster_identity(student))
         elif kind == "identity":
             await self.redis.hdel(self.keys.actors(), key)
+        elif kind == "readers":
+            await self.redis.hdel(self.keys.readers(), key)
         elif kind == "timetable":
             day = await self.redis.hget(self.keys.timetable_days(), key)
             if day is not None:
@@ -103,7 +110,12 @@ class ReferenceStore:
             "term_start": entry.term_starts_on.toordinal() if entry.term_starts_on else None,
         }
         who = self.pseudonymise(entry.student_id)
-        await self.redis.set(self.keys.roster(who), json.dumps(value))
+        # The id itself is kept apart from the entry, in the one family an authorised reader
+        # (a compliance report) re-identifies from; the entry stays pseudonymous.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.roster(who), json.dumps(value))
+            pipe.set(self.keys.roster_identity(who), entry.student_id)
+            await pipe.execute()
 
     async def put_session(self, session: TimetableSession) -> None:
         """Store one session under its local day (moving it if its day changed)."""

@@ -17,10 +17,17 @@ from schemas.keys.register import (
     ACTIVITY,
     ACTORS,
     AUDIT,
+    AUDIT_LOG,
+    AUDIT_STUDENT,
     COOLDOWN,
+    CORRECTIONS,
+    CORRECTIONS_OWNERS,
+    CORRECTIONS_QUEUE,
+    CORRECTIONS_STUDENT,
     DECIDED,
     DEFERRED,
     DEFERRED_NUDGE,
+    ERASURE_RECEIPT,
     EXEMPTION_OWNERS,
     EXEMPTIONS,
     FAMILIES,
@@ -37,17 +44,22 @@ from schemas.keys.register import (
     PREFERENCE_APPLIED,
     PREFERENCE_HISTORY,
     PREFERENCES,
+    READERS,
     RECORDED,
     REGISTER,
+    RETENTION_RUN,
     REVIEW_ITEM,
     REVIEW_OPEN,
     REVIEW_QUEUE,
     ROSTER,
+    ROSTER_IDENTITY,
     SEEN,
     SENDING,
+    SESSION,
     STATE,
     TIMETABLE,
     TIMETABLE_DAYS,
+    UKVI,
     WATERMARKS,
     family_of,
 )
@@ -55,10 +67,17 @@ from schemas.keys.register import (
 __all__ = [
     "ACTIVITY",
     "AUDIT",
+    "AUDIT_LOG",
+    "AUDIT_STUDENT",
     "COOLDOWN",
+    "CORRECTIONS",
+    "CORRECTIONS_OWNERS",
+    "CORRECTIONS_QUEUE",
+    "CORRECTIONS_STUDENT",
     "DECIDED",
     "DEFERRED",
     "DEFERRED_NUDGE",
+    "ERASURE_RECEIPT",
     "EXEMPTIONS",
     "EXEMPTION_OWNERS",
     "FAMILIES",
@@ -75,17 +94,22 @@ __all__ = [
     "PREFERENCES",
     "PREFERENCE_APPLIED",
     "PREFERENCE_HISTORY",
+    "READERS",
     "RECORDED",
     "REGISTER",
+    "RETENTION_RUN",
     "REVIEW_ITEM",
     "REVIEW_OPEN",
     "REVIEW_QUEUE",
     "ROSTER",
+    "ROSTER_IDENTITY",
     "SEEN",
     "SENDING",
+    "SESSION",
     "STATE",
     "TIMETABLE",
     "TIMETABLE_DAYS",
+    "UKVI",
     "WATERMARKS",
     "About",
     "KeyFamily",
@@ -154,6 +178,10 @@ class Keys:
         """One student's roster entry."""
         return ROSTER.key(self.prefix, pseudonym=pseudonym)
 
+    def roster_identity(self, pseudonym: str) -> str:
+        """The student id of a student on the roster (authorised re-identification only)."""
+        return ROSTER_IDENTITY.key(self.prefix, pseudonym=pseudonym)
+
     def timetable(self, day: int | str) -> str:
         """One day's timetabled sessions."""
         return TIMETABLE.key(self.prefix, day=day)
@@ -170,9 +198,17 @@ class Keys:
         """Exemption id → pseudonym."""
         return EXEMPTION_OWNERS.key(self.prefix)
 
+    def ukvi(self, pseudonym: str) -> str:
+        """One sponsored student's daily attendance record for UKVI."""
+        return UKVI.key(self.prefix, pseudonym=pseudonym)
+
     def actors(self) -> str:
         """The identity map: actor key → student id."""
         return ACTORS.key(self.prefix)
+
+    def readers(self) -> str:
+        """The reader map: reader id → building and campus."""
+        return READERS.key(self.prefix)
 
     def interventions(self, pseudonym: str) -> str:
         """One student's intervention records."""
@@ -189,6 +225,14 @@ class Keys:
     def recorded(self, record_id: str) -> str:
         """Set when a record is appended."""
         return RECORDED.key(self.prefix, record_id=record_id)
+
+    def erasure_receipt(self, receipt_id: str) -> str:
+        """That a student's data was erased, and when (by a keyed hash of the pseudonym)."""
+        return ERASURE_RECEIPT.key(self.prefix, receipt_id=receipt_id)
+
+    def retention_run(self) -> str:
+        """When the retention job last began (one run per interval across notifiers)."""
+        return RETENTION_RUN.key(self.prefix)
 
     def sending(self, record_id: str) -> str:
         """A delivery begun and not yet recorded."""
@@ -218,6 +262,14 @@ class Keys:
         """A preference change already applied."""
         return PREFERENCE_APPLIED.key(self.prefix, change_id=change_id)
 
+    def audit_log(self) -> str:
+        """The global audit log of reads of individual data."""
+        return AUDIT_LOG.key(self.prefix)
+
+    def audit_student(self, pseudonym: str) -> str:
+        """The audit entries about one student."""
+        return AUDIT_STUDENT.key(self.prefix, pseudonym=pseudonym)
+
     def review_item(self, nudge_id: str) -> str:
         """One review item."""
         return REVIEW_ITEM.key(self.prefix, nudge_id=nudge_id)
@@ -230,9 +282,29 @@ class Keys:
         """Undecided review items."""
         return REVIEW_OPEN.key(self.prefix)
 
+    def corrections(self, pseudonym: str, change_id: str) -> str:
+        """One correction a student asked for."""
+        return CORRECTIONS.key(self.prefix, pseudonym=pseudonym, change_id=change_id)
+
+    def corrections_owners(self) -> str:
+        """Correction id → the pseudonym of the student who asked."""
+        return CORRECTIONS_OWNERS.key(self.prefix)
+
+    def corrections_queue(self) -> str:
+        """Every correction, by the time it was asked for."""
+        return CORRECTIONS_QUEUE.key(self.prefix)
+
+    def corrections_student(self, pseudonym: str) -> str:
+        """The corrections one student asked for."""
+        return CORRECTIONS_STUDENT.key(self.prefix, pseudonym=pseudonym)
+
     def audit(self) -> str:
         """The audit list."""
         return AUDIT.key(self.prefix)
+
+    def session(self, id_hash: str) -> str:
+        """One signed-in browser's session, by the SHA-256 of its cookie's id."""
+        return SESSION.key(self.prefix, session_id=id_hash)
 
 
 def register_table() -> str:

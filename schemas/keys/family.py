@@ -23,7 +23,7 @@ class Retention(StrEnum):
     AUDIT = "audit"  # who read or decided what
     OFFSETS = "offsets"  # progress: applied offsets, watermarks, decided days
     SOURCE_HEALTH = "source_health"  # counts per source, location and hour; gaps found
-    UKVI = "ukvi"  # visa-sponsorship attendance records (own, longer period); none yet
+    UKVI = "ukvi"  # visa-sponsorship attendance records (own, longer period) (the `ukvi` family)
 
 
 About = Literal["name", "entries", "value", "no"]
@@ -35,6 +35,7 @@ shared key do (set members, hash fields or values); its value does; or it holds 
 _FIELD_PATTERNS: Final = {
     "pseudonym": r"p_[0-9a-f]{32}",
     "record_id": r"r_[0-9a-f]{32}",
+    "receipt_id": r"e_[0-9a-f]{32}",
     "nudge_id": r"n_[0-9a-f]{32}",
     "partition": r"\d+",
     "day": r"-?\d+",
@@ -42,6 +43,7 @@ _FIELD_PATTERNS: Final = {
     "source": r"[a-z_]+",
     "group": r"[^:]+",
     "change_id": r"[^:]+",
+    "session_id": r"[0-9a-f]{64}",
     "queue": r".+",
 }
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")

@@ -105,6 +105,12 @@ ROSTER = _family(
     "One student's enrolment: course, modules, personal tutor, sponsored flag, term start.",
     "name", Retention.REFERENCE, "none: replaced or deleted by the roster topic", "pseudonym",
 )  # fmt: skip
+ROSTER_IDENTITY = _family(
+    "roster_identity", "{p}:rid:{pseudonym}", "string",
+    "The student id of a student on the roster, read only for an authorised person (the "
+    "compliance reports name the students they list, also those whose activity has expired).",
+    "name", Retention.REFERENCE, "none: written and deleted with the roster entry", "pseudonym",
+)  # fmt: skip
 TIMETABLE = _family(
     "timetable", "{p}:tt:{day}", "hash",
     "Timetabled sessions of one day, by session id.",
@@ -126,11 +132,26 @@ EXEMPTION_OWNERS = _family(
     "Exemption id → the pseudonym it belongs to, to delete it again.",
     "entries", Retention.REFERENCE, "none", "exwho",
 )  # fmt: skip
+UKVI = _family(
+    "ukvi", "{p}:ukvi:{pseudonym}", "hash",
+    "One sponsored student's attendance record for UKVI, one field per closed day with a "
+    "contact point or any activity (day → timetabled sessions s, marks present p, late l, "
+    "absent a, excused e, other engagement events n, exemption x, data gap g), and their "
+    "student id (id).",
+    "name", Retention.UKVI,
+    "ENGAGEMENT_UKVI_RETENTION_DAYS (400) after the last day written", "pseudonym",
+)  # fmt: skip
 ACTORS = _family(
     "actors", "{p}:actors", "hash",
     "The identity map: an LMS account, IRI or platform user id → the student id it is "
     "(read by the ingest service under the map identity policy).",
     "entries", Retention.IDENTITY, "none: replaced or deleted by the identity topic", "actors",
+)  # fmt: skip
+READERS = _family(
+    "readers", "{p}:readers", "hash",
+    "The reader map: a door or gate reader, as the access-control export names it, → its "
+    "building and campus (read by imports whose mapping looks a field up in it).",
+    "no", Retention.REFERENCE, "none: replaced or deleted by the readers topic", "readers",
 )  # fmt: skip
 
 # -- the notifier ---------------------------------------------------------------------------------
@@ -153,6 +174,19 @@ RECORDED = _family(
     "recorded", "{p}:recorded:{record_id}", "string",
     "Set once when a record is appended: the stage was decided.",
     "no", Retention.INTERVENTIONS, "none", "record_id",
+)  # fmt: skip
+ERASURE_RECEIPT = _family(
+    "erasure_receipt", "{p}:erased:{receipt_id}", "string",
+    "That a student's data was erased: when, why, and the id of the tombstone on the "
+    "interventions topic; named by a keyed hash of the pseudonym that differs from it, so it is "
+    "found again only from the student's id and the deployment's key (docs/retention.md).",
+    "no", Retention.INTERVENTIONS, "ENGAGEMENT_RETAIN_INTERVENTIONS_DAYS (365) after the erasure",
+    "receipt_id",
+)  # fmt: skip
+RETENTION_RUN = _family(
+    "retention_run", "{p}:retention:run", "string",
+    "When the retention job last began: taken by one notifier at a time, once per interval.",
+    "no", Retention.OFFSETS, "ENGAGEMENT_RETENTION_INTERVAL_S (1 day)", "retention",
 )  # fmt: skip
 SENDING = _family(
     "sending", "{p}:sending:{record_id}", "string",
@@ -189,9 +223,23 @@ PREFERENCE_APPLIED = _family(
     "A preference change already applied (each change applies once).",
     "no", Retention.PREFERENCES, "90 days", "change_id",
 )  # fmt: skip
+AUDIT_LOG = _family(
+    "audit_log", "{p}:audit:log", "list",
+    "Every read (and refused read) of one student's data through the API: who, role, whose "
+    "(pseudonym), what, when, outcome; oldest first, appended only.",
+    "entries", Retention.AUDIT, "entries older than ENGAGEMENT_AUDIT_RETENTION_DAYS (2190) are "
+    "trimmed on write", "audit",
+)  # fmt: skip
+AUDIT_STUDENT = _family(
+    "audit_student", "{p}:audit:s:{pseudonym}", "list",
+    "The audit entries about one student, oldest first (who has looked at my data).",
+    "name", Retention.AUDIT, "ENGAGEMENT_AUDIT_RETENTION_DAYS (2190) after the last entry; "
+    "older entries trimmed on write", "pseudonym",
+)  # fmt: skip
 REVIEW_ITEM = _family(
     "review_item", "{p}:review:item:{nudge_id}", "hash",
-    "One invitation or referral waiting for staff, with its escalation and decision marks.",
+    "One invitation or referral waiting for staff, with its escalation, claim and decision "
+    "marks.",
     "value", Retention.REVIEW, "none", "nudge_id",
 )  # fmt: skip
 REVIEW_QUEUE = _family(
@@ -204,10 +252,42 @@ REVIEW_OPEN = _family(
     "Nudge ids nobody has decided, by age (escalation).",
     "no", Retention.REVIEW, "none", "review",
 )  # fmt: skip
+CORRECTIONS = _family(
+    "corrections", "{p}:correction:{pseudonym}:{change_id}", "hash",
+    "One correction a student asked for (attended a session, or not my activity): kind, day, "
+    "session, note, status, who decided it, when and why, and the event id of the attendance "
+    "mark an accepted one published.",
+    "name", Retention.REVIEW, "none", "pseudonym",
+)  # fmt: skip
+CORRECTIONS_OWNERS = _family(
+    "corrections_owners", "{p}:corrections:owners", "hash",
+    "Correction id → the pseudonym of the student who asked (staff decide by id).",
+    "entries", Retention.REVIEW, "none", "corrections",
+)  # fmt: skip
+CORRECTIONS_QUEUE = _family(
+    "corrections_queue", "{p}:corrections:queue", "zset",
+    "Every correction id, by the time it was asked for (staff list the open ones).",
+    "no", Retention.REVIEW, "none", "corrections",
+)  # fmt: skip
+CORRECTIONS_STUDENT = _family(
+    "corrections_student", "{p}:corrections:s:{pseudonym}", "zset",
+    "The ids of the corrections one student asked for, by the time they asked.",
+    "name", Retention.REVIEW, "none", "pseudonym",
+)  # fmt: skip
 AUDIT = _family(
     "audit", "{p}:audit", "list",
     "Who listed, viewed or decided review items, and when.",
     "entries", Retention.AUDIT, "none", "audit",
+)  # fmt: skip
+
+# -- the API's sign-in --------------------------------------------------------------------------
+SESSION = _family(
+    "session", "{p}:session:{session_id}", "string",
+    "One signed-in browser of the pages, named by the SHA-256 of its cookie's random id (so a "
+    "copy of Redis opens no session): the person's id (a student id for a student), roles and "
+    "the session's CSRF token.",
+    "value", Retention.IDENTITY, "ENGAGEMENT_SESSION_HOURS (8); deleted at sign-out",
+    "session_id",
 )  # fmt: skip
 
 REGISTER: Final = tuple(_REGISTER)

@@ -52,6 +52,7 @@ PSEUDONYM_REMOVED: Final = "[pseudonym removed]"
 
 _ACTION_WORDS: Final = {
     StaffAction.CONTACTED: "contacted the student",
+    StaffAction.MEETING_BOOKED: "booked a meeting with the student",
     StaffAction.NO_ACTION: "took no action",
     StaffAction.REFERRED: "referred the student",
 }

@@ -93,6 +93,8 @@ class ReviewRules:
         note = f" Note: {sentence(reason)}" if reason else ""
         if action is StaffAction.CONTACTED:
             return f"{role[0].upper()}{role[1:]} got in touch with the student.{note}"
+        if action is StaffAction.MEETING_BOOKED:
+            return f"{role[0].upper()}{role[1:]} booked a meeting with the student.{note}"
         if action is StaffAction.NO_ACTION:
             return f"Reviewed by {role}; no action needed: {sentence(reason or '')}"
         return f"Referred on to {referred_to} by {role}.{note}"

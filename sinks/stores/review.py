@@ -47,6 +47,14 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+class ClaimedError(ReviewError):
+    """The item is claimed by someone else (``holder``); the message names them."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message, "invalid")
+        self.holder = holder
+
+
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         msg = f"a timezone-aware time is needed, got {moment!r}"
@@ -108,6 +116,20 @@ class ReviewQueue:
     def may_act(self, item: ReviewItem, staff_id: str) -> bool:
         """Whether ``staff_id`` may read and decide ``item``."""
         return self.rules.may_act(item, staff_id)
+
+    def leads(self, item: ReviewItem, staff_id: str) -> bool:
+        """Whether ``staff_id`` leads the item's team (or took it as an escalation)."""
+        team = self.teams.team_for(item.route)
+        return item.escalated_to == staff_id or (team is not None and team.lead == staff_id)
+
+    async def check_claim(self, item: ReviewItem, staff_id: str) -> None:
+        """Refuse ``staff_id`` acting on an item someone else claimed; the lead may."""
+        holder = await self.redis.hget(self._item_key(item.nudge_id), "claimed_by")
+        if holder is not None and _text(holder) != staff_id and not self.leads(item, staff_id):
+            msg = (
+                f"review item {item.nudge_id} is claimed by {_text(holder)}: ask them, or the lead"
+            )
+            raise ClaimedError(msg, _text(holder))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -182,6 +204,23 @@ class ReviewQueue:
     async def _audit(self, staff_id: str, action: str, now: datetime, **extra: Any) -> None:
         entry = {"staff_id": staff_id, "action": action, "at": _aware(now).isoformat(), **extra}
         await self.redis.rpush(self.audit_key, json.dumps(entry, sort_keys=True))
+        # The same read in the audit log, once per student it showed (or tried to): each
+        # student's "who has looked at my data" includes the review queue's reads.
+        from sinks.stores.audit import DEFAULT_RETENTION_DAYS, AuditLog
+
+        ids = [*extra.get("nudge_ids", ()), *([extra["nudge_id"]] if "nudge_id" in extra else [])]
+        found = await self._load(ids) if ids else []
+        shown = {item.pseudonym for item in found if item is not None}
+        audit = AuditLog(self.redis, self.prefix, retention_days=DEFAULT_RETENTION_DAYS)
+        for pseudonym in sorted(shown):
+            await audit.record(
+                who=staff_id,
+                role="staff",
+                pseudonym=pseudonym,
+                action=f"review {action.removesuffix('_refused')}",
+                now=now,
+                outcome="refused" if action.endswith("_refused") else "read",
+            )
 
     async def _permitted(self, nudge_id: str, staff_id: str) -> ReviewItem:
         item = await self.get(nudge_id)
@@ -251,6 +290,7 @@ class ReviewQueue:
         """Record what ``staff_id`` did about an item; each item is decided once."""
         item = await self._permitted(nudge_id, staff_id)
         reason, referred_to = self.rules.check_decision(action, reason, referred_to)
+        await self.check_claim(item, staff_id)  # a claim (review_claim.py) holds others off
         if item.decided:
             msg = f"review item {nudge_id} is already decided: see the student's records"
             raise ReviewError(msg, "already_decided")

@@ -107,15 +107,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure throughput, latency and memory of one worker."""
+    part = args.which or args.part
+    if part == "api":
+        from stream.dev.bench.api import run_api_bench
+
+        return run_api_bench(
+            students=args.students,
+            seconds=args.seconds,
+            rate=args.rate or 200,
+            review_rate=args.review_rate,
+            out=Path(args.out) if args.out else None,
+        )
     from stream.dev.bench import run_bench
 
     return run_bench(
         events=args.events,
         envelope_size=args.envelope_size,
-        rate=args.rate,
+        rate=args.rate or 2000,
         latency_seconds=args.latency_seconds,
         out=Path(args.out) if args.out else None,
-        part=args.which or args.part,
+        part=part,
         nudges=args.nudges,
         metrics=args.metrics,
         ingest={
@@ -124,6 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "rate": args.ingest_rate,
             "seconds": args.ingest_seconds,
             "rows": args.rows,
+            "bytes": args.bytes,
         },
     )
 
@@ -230,18 +242,23 @@ def add_bench(sub: Any) -> None:
     bench = add_command(
         sub,
         "bench",
-        "speed and memory of a worker, notifier or ingest",
+        "speed and memory of a worker, notifier, ingest or the API",
         [
             "engagement bench --out bench-results.json   # the full run (minutes)",
             "engagement bench --part worker --events 20000 --latency-seconds 5",
             "engagement bench ingest   # xAPI over HTTP: arrays of 100, then 500 requests/s",
+            "engagement bench api   # 30,000 students; GET /v1/me at 200/s, the review queue",
         ],
     )
-    parts = ["all", "worker", "notifier", "ingest", "import"]
+    parts = ["all", "worker", "notifier", "ingest", "import", "api"]
     bench.add_argument("which", nargs="?", choices=parts, help="the part to run (as --part)")
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--envelope-size", type=int, default=500)
-    bench.add_argument("--rate", type=int, default=2000, help="events/s for the latency phase")
+    bench.add_argument(
+        "--rate",
+        type=int,
+        help="events/s for the latency phase (2000); api: GET /v1/me requests/s (200)",
+    )
     bench.add_argument("--latency-seconds", type=int, default=20)
     bench.add_argument("--out", help="also write the figures as JSON here")
     bench.add_argument("--part", choices=parts, default="all")
@@ -254,7 +271,13 @@ def add_bench(sub: Any) -> None:
     )
     bench.add_argument("--statements", type=int, default=50_000, help="ingest: statements")
     bench.add_argument("--rows", type=int, default=200_000, help="import: rows of the export")
+    bench.add_argument(
+        "--bytes", type=int, default=None, help="import: the export's size in bytes, not --rows"
+    )
     bench.add_argument("--batch", type=int, default=100, help="ingest: statements per request")
     bench.add_argument("--ingest-rate", type=int, default=500, help="ingest: single requests/s")
     bench.add_argument("--ingest-seconds", type=int, default=10, help="ingest: latency run length")
+    bench.add_argument("--students", type=int, default=30_000, help="api: students in Redis")
+    bench.add_argument("--seconds", type=float, default=30, help="api: length of each run")
+    bench.add_argument("--review-rate", type=int, default=50, help="api: GET /v1/review per s")
     bench.set_defaults(func=cmd_bench)

@@ -1,11 +1,12 @@
 """``engagement watch DIR --mapping NAME``, and what it shares with ``publish --mapping``: the
-publisher, the reference-record producer and the identity-map lookup of one import."""
+publisher, the reference-record producer and the Redis lookups (identity map, reader map) of
+one import."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ def import_context(mapping: Any, envelope_size: int = 500) -> Iterator[tuple[Any
     import redis
     from kafka import KafkaProducer
 
+    from stream.ingest.lookups import RedisLookups
     from stream.publisher import Publisher
     from stream.runtime import load_runtime
     from stream.topics import ensure_topics
@@ -27,15 +29,7 @@ def import_context(mapping: Any, envelope_size: int = 500) -> Iterator[tuple[Any
     topics, login = settings.topics, settings.kafka_client_options()
     ensure_topics(runtime.kafka_bootstrap, topics, settings.partitions, login)
     client = redis.Redis.from_url(settings.redis_url_with_password(runtime.redis_url))
-    actors = f"{settings.key_prefix}:actors"
-
-    def lookup(keys: Sequence[str]) -> Mapping[str, str]:
-        values = client.hmget(actors, list(keys))
-        return {
-            k: v.decode() if isinstance(v, bytes) else str(v)
-            for k, v in zip(keys, values, strict=True)
-            if v is not None
-        }
+    lookup = RedisLookups(client, settings.key_prefix)  # identity map and reader map
 
     producer = KafkaProducer(bootstrap_servers=runtime.kafka_bootstrap, acks="all", **login)
 

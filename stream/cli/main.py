@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from schemas.errors import EngagementError
 from stream.cli import (
+    api,
     check,
     dev,
     imports,
@@ -23,8 +24,11 @@ from stream.cli import (
     offsets,
     publish,
     replay,
+    reports,
+    retention,
     rules,
     run,
+    token,
 )
 
 
@@ -58,13 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_parsers(sub)  # prefs, interventions, review
     check.add_parsers(sub)
     ingest.add_parsers(sub)
+    api.add_parsers(sub)
     imports.add_parsers(sub)  # watch
     dev.add_receiver(sub)
     publish.add_reference(sub)
     rules.add_parsers(sub)
     keys.add_parsers(sub)
+    token.add_parsers(sub)
     offsets.add_parsers(sub)  # show, reset
     replay.add_parsers(sub)
+    reports.add_parsers(sub)  # slc, ukvi
+    retention.add_parsers(sub)  # retention run, erase
     dev.add_demo(sub)
     dev.add_bench(sub)
     return parser

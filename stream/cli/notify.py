@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from stream.runtime import Runtime, load_runtime, with_redis
 
 T = TypeVar("T")
 APPLY_WAIT_S = 10.0
+TOKEN_ENV = "ENGAGEMENT_TOKEN"  # noqa: S105  # the variable's name, not a secret
 
 
 def _pseudonym(runtime: Runtime, student_id: str) -> str:
@@ -205,6 +207,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     runtime = load_runtime()
     settings = runtime.settings
     teams = load_teams(settings.teams_file, routes=staff_routes(load_rules(settings.rules_file)))
+    args.staff = _signed_in_staff(args, settings)
 
     async def work(client: aioredis.Redis) -> int:
         producer = (
@@ -229,7 +232,7 @@ def cmd_review(args: argparse.Namespace) -> int:
                 _print_items(items, now)
                 return 0
             if not args.nudge_id:
-                msg = f"engagement review {args.action} NUDGE_ID --staff ID"
+                msg = f"engagement review {args.action} NUDGE_ID"
                 raise ConfigError(msg)
             if args.action == "show":
                 item = await queue.show(args.nudge_id, args.staff, now)
@@ -239,7 +242,7 @@ def cmd_review(args: argparse.Namespace) -> int:
                 print(json.dumps(shown, indent=2, sort_keys=True))
                 return 0
             if args.action_taken is None:
-                msg = "say what you did: --action contacted|no_action|referred"
+                msg = "say what you did: --action contacted|meeting_booked|no_action|referred"
                 raise ConfigError(msg)
             record = await queue.decide(
                 args.nudge_id,
@@ -257,6 +260,42 @@ def cmd_review(args: argparse.Namespace) -> int:
                 producer.close()
 
     return with_redis(runtime, work)
+
+
+def _signed_in_staff(args: argparse.Namespace, settings: Any) -> str:
+    """Who is acting: the subject of ``--token`` (or ENGAGEMENT_TOKEN), validated as the API
+    validates it; or ``--staff`` as typed, taken only where no identity provider is configured
+    (ENGAGEMENT_OIDC_ISSUER unset) or ENGAGEMENT_LOCAL_SETUP=yes says this is a local setup."""
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        if args.staff and (settings.oidc_issuer is None or settings.local_setup):
+            return str(args.staff)
+        msg = (
+            f"sign in: --token TOKEN or {TOKEN_ENV} (an access token from your identity "
+            "provider); --staff alone is taken only in a local setup (ENGAGEMENT_LOCAL_SETUP=yes)"
+            if args.staff
+            else f"say who you are: --token TOKEN or {TOKEN_ENV} (or --staff ID, local setups)"
+        )
+        raise ConfigError(msg)
+    from schemas.access import Role
+    from stream.api.auth import AuthError, build_authenticator
+
+    async def check() -> Any:
+        authenticator = await build_authenticator(settings)
+        return await authenticator.principal(token.strip())
+
+    try:
+        who = asyncio.run(check())
+    except AuthError as exc:
+        msg = f"the token is refused ({exc.reason}): get a new one"
+        raise ConfigError(msg) from None
+    if not who.roles & {Role.TUTOR, Role.SUPPORT, Role.COMPLIANCE}:
+        msg = "the token's roles do not include tutor, support or compliance: no review queue"
+        raise ConfigError(msg)
+    if args.staff and args.staff != who.subject:
+        msg = f"--staff {args.staff} is not the token's subject: leave --staff out"
+        raise ConfigError(msg)
+    return str(who.subject)
 
 
 def _print_items(items: list[Any], now: datetime) -> None:
@@ -326,20 +365,25 @@ def add_parsers(sub: Any) -> None:
         "review",
         "the staff review queue: list, show, decide",
         [
-            "engagement review list --staff T001",
-            "engagement review show NUDGE_ID --staff T001",
-            "engagement review decide NUDGE_ID --staff T001 --action contacted",
-            'engagement review decide NUDGE_ID --staff T001 --action no_action --reason "spoke"',
+            "ENGAGEMENT_TOKEN=... engagement review list",
+            "engagement review show NUDGE_ID --token TOKEN",
+            "engagement review decide NUDGE_ID --action contacted",
+            'engagement review decide NUDGE_ID --action no_action --reason "spoke"',
+            "engagement review list --staff T001   # local setups only",
         ],
-        details="Every listing and view is audited. Teams come from ENGAGEMENT_TEAMS_FILE.",
+        details="You are the subject of your access token (--token or ENGAGEMENT_TOKEN), "
+        "checked as the API checks it; --staff ID is taken only where no identity provider is "
+        "configured or ENGAGEMENT_LOCAL_SETUP=yes. Every listing and view is audited. Teams "
+        "come from ENGAGEMENT_TEAMS_FILE.",
     )
     review.add_argument("action", choices=["list", "show", "decide"], help="what to do")
     review.add_argument("nudge_id", nargs="?", help="the item (show, decide), from `list`")
-    review.add_argument("--staff", required=True, help="your staff id")
+    review.add_argument("--token", help="your access token (default: ENGAGEMENT_TOKEN)")
+    review.add_argument("--staff", help="your staff id, unauthenticated (local setups only)")
     review.add_argument(
         "--action",
         dest="action_taken",
-        choices=["contacted", "no_action", "referred"],
+        choices=["contacted", "meeting_booked", "no_action", "referred"],
         help="what you did (decide)",
     )
     review.add_argument("--reason", help="why no action is needed, or a note")

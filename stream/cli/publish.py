@@ -99,7 +99,7 @@ def _publish_mapped(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    """Validate and publish roster, timetable or exemption records."""
+    """Validate and publish roster, timetable, exemption, identity-map or reader-map records."""
     from stream.reference import publish_reference
     from stream.runtime import load_runtime
     from stream.topics import ensure_topics
@@ -167,12 +167,13 @@ def add_reference(sub: Any) -> None:
     reference = add_command(
         sub,
         "reference",
-        "publish roster, timetable or exemption records",
+        "publish roster, timetable, exemption or lookup records",
         [
             "engagement reference roster sim/roster.jsonl",
             "engagement reference timetable sim/timetable.jsonl",
             "engagement reference exemptions exemptions.jsonl",
             "engagement reference identity identity-map.jsonl   # LMS accounts -> student ids",
+            "engagement reference readers readers.jsonl   # door readers -> buildings",
         ],
         details="One JSON record per line, validated first; a refused line is reported with its "
         "number.",

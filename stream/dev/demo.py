@@ -26,6 +26,7 @@ from agents.store.register import StudentKeys, student_keys
 from schemas.keys import REVIEW_QUEUE, Keys, family_of
 from schemas.preferences import PreferenceChange
 from schemas.settings import load_settings
+from stream.dev.demo_people import first_nudged, show_people, start_api
 from stream.dev.processes import Child, ProcessError, free_port, scrape, total
 from stream.dev.reach import reach_report
 from stream.dev.simulate import DISENGAGING, SimConfig, Simulation, publish_simulation, simulate
@@ -284,19 +285,6 @@ def _stored_data(
     )
 
 
-def _first_nudged(
-    client: redis.Redis, prefix: str, sim: Simulation, pseudonymise: Pseudonymiser
-) -> tuple[str, str]:
-    """The first simulated student with an intervention record (the demo's example)."""
-    keys = Keys(prefix)
-    for student_id in sorted(sim.truth.students):
-        pseudonym = pseudonymise(student_id)
-        if client.exists(keys.interventions(pseudonym)):
-            return student_id, pseudonym
-    first = sorted(sim.truth.students)[0]
-    return first, pseudonymise(first)
-
-
 def run_demo(*, students: int, weeks: int, seed: int) -> int:
     """Start everything, simulate a cohort, report, and stop everything that was started."""
     workdir = Path(".engagement") / "demo"
@@ -341,6 +329,7 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
             "notifier", ["notifier"], {**env, "ENGAGEMENT_WEB_PORT": str(notifier_port)}, workdir
         ).start()
         client = redis.Redis.from_url(endpoints.redis_url)
+        people = None
         try:
             _say("simulating the cohort ...")
             sim = simulate(SimConfig(students=students, weeks=weeks, seed=seed))
@@ -354,6 +343,7 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
             receiver.wait_http(receiver_port)
             worker.wait_http(worker_port)
             notifier.wait_http(notifier_port)
+            people = start_api(env, workdir)
             opted_out = _opt_out_some(sim, endpoints.kafka_bootstrap, settings.topics.preferences)
             _say(f"publishing {len(sim.events)} events and {len(sim.malformed)} bad inputs ...")
             t0 = time.monotonic()
@@ -387,11 +377,13 @@ def run_demo(*, students: int, weeks: int, seed: int) -> int:
             )
             _say(reach_report(sim, w, endpoints.kafka_bootstrap, settings, pseudonymise))
             _review_demo(env, client, prefix)
-            nudged = _first_nudged(client, prefix, sim, pseudonymise)
+            nudged = first_nudged(client, prefix, sim, pseudonymise)
             _stored_data(client, endpoints.redis_url, prefix, nudged)
+            tutors = {r["student_id"]: r.get("personal_tutor") for r in sim.roster}
+            show_people(people, nudged[0], str(tutors.get(nudged[0]) or "") or None, _say)
         finally:
             client.close()
-            for child in (notifier, worker, receiver):
+            for child in (notifier, worker, receiver, *([people.api] if people else [])):
                 child.stop()
     _say(
         f"\nall stopped; the demo took {time.monotonic() - started:.0f}s "

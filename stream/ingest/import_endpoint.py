@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from agents.adapters.units import Outcome, Unit
 from schemas.mappings import Mapping as SourceMapping
 from schemas.mappings import MappingError, load_mapping
 from stream.ingest.imports import prepare_export
+from stream.ingest.lookups import RedisLookups
 from stream.ingest.problems import problem
 from stream.ingest.sender import NotAcknowledged, Outgoing
 from stream.ingest.service import Ingest, reply_units
@@ -38,7 +38,10 @@ class Imports:
 
         self.ingest = ingest
         self._mappings: dict[str, SourceMapping] = {}
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=5)
+        # The identity map and the lookup tables (the reader map), one read per batch.
+        self.lookups = RedisLookups(
+            redis.Redis.from_url(redis_url, socket_timeout=5), ingest.settings.key_prefix
+        )
 
     def mapping(self, name: str) -> SourceMapping | None:
         """A shipped preset by name (never a path: senders cannot name files)."""
@@ -50,14 +53,6 @@ class Imports:
             except MappingError:
                 return None
         return self._mappings[name]
-
-    def lookup(self, keys: Sequence[str]) -> Mapping[str, str]:
-        values = self._redis.hmget(f"{self.ingest.settings.key_prefix}:actors", list(keys))
-        return {
-            k: v.decode() if isinstance(v, bytes) else str(v)
-            for k, v in zip(keys, values, strict=True)
-            if v is not None
-        }
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -109,7 +104,7 @@ class Imports:
         ingest = self.ingest
         received = datetime.now(UTC)
         topics = ingest.topics
-        lookup: Any = self.lookup if mapping.identity is not None else None
+        lookup: Any = self.lookups
         units: list[Unit] = []
         messages: list[Outgoing] = []
         packer = None if mapping.is_reference else Packer(mapping.produces, 500, ingest.limit)

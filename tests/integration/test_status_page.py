@@ -11,7 +11,6 @@ enough points, and saves laptop and phone screenshots to ``test-artefacts/``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 import os
@@ -21,7 +20,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -33,9 +31,9 @@ import pytest
 from schemas.common import Source
 from schemas.sources import SOURCES
 from stream.publisher import Publisher
+from tests.integration.chromium import CHROMIUM, FLAGS, Page, devtools_port
 from tests.integration.harness import TERM, Pipeline, vle, wait_for
 
-CHROMIUM = shutil.which("chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "test-artefacts"
 STUDENTS = [f"S-PAGE{i:04d}" for i in range(200)]
@@ -47,20 +45,6 @@ pytestmark = [
     pytest.mark.skipif(
         CHROMIUM is None, reason="no chromium on PATH: install Debian's chromium package"
     ),
-]
-
-# Without the background-networking flags Chromium's own connections are refused on a
-# closed network and it stalls; the others keep a throwaway profile quiet.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-debugging-port=0",
 ]
 
 
@@ -105,101 +89,6 @@ class Feed(threading.Thread):
         self.join(timeout=10)
         if self.error is not None:
             raise self.error
-
-
-# a minimal DevTools-protocol client ---------------------------------------------------------
-class Page:
-    """One browser tab (or the browser itself), spoken to over the DevTools WebSocket."""
-
-    def __init__(
-        self,
-        ws: aiohttp.ClientWebSocketResponse,
-        session: str = "",
-        ids: Iterator[int] | None = None,
-    ) -> None:
-        self.ws = ws
-        self.session = session
-        self.errors: list[str] = []
-        self._ids = ids if ids is not None else itertools.count(1)
-
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        ident = next(self._ids)
-        message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
-        if self.session:
-            message["sessionId"] = self.session
-        await self.ws.send_str(json.dumps(message))
-        while True:
-            received = await asyncio.wait_for(self.ws.receive(), 30)
-            if received.type != aiohttp.WSMsgType.TEXT:
-                msg = f"{method}: the DevTools connection closed ({received.type!r})"
-                raise AssertionError(msg)
-            reply = json.loads(received.data)
-            if reply.get("id") == ident:
-                if "error" in reply:
-                    msg = f"{method}: {reply['error']}"
-                    raise AssertionError(msg)
-                result: dict[str, Any] = reply["result"]
-                return result
-            self._event(reply)
-
-    def _event(self, event: dict[str, Any]) -> None:
-        # Script errors and console errors (a blocked resource or script shows up here too).
-        params = event.get("params", {})
-        if event.get("method") == "Runtime.exceptionThrown":
-            self.errors.append(json.dumps(params.get("exceptionDetails", {}))[:500])
-        if event.get("method") == "Log.entryAdded" and params["entry"]["level"] == "error":
-            self.errors.append(params["entry"].get("text", ""))
-        if event.get("method") == "Runtime.consoleAPICalled" and params["type"] == "error":
-            self.errors.append(json.dumps(params.get("args", []))[:500])
-
-    async def evaluate(self, expression: str) -> Any:
-        reply = await self.call(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}
-        )
-        return reply["result"].get("value")
-
-    async def until(self, what: str, expression: str, timeout: float) -> Any:
-        """Evaluate ``expression`` until it is truthy (polled with a deadline)."""
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            value = await self.evaluate(expression)
-            if value:
-                return value
-            await asyncio.sleep(0.2)
-        msg = f"timed out after {timeout:.0f}s waiting for {what} (last: {value!r})"
-        raise AssertionError(msg)
-
-    async def viewport(self, width: int, height: int, *, mobile: bool) -> None:
-        scale = 2 if mobile else 1
-        await self.call(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": mobile},
-        )
-
-    async def screenshot(self, path: Path) -> None:
-        """Save the whole page (not only the part in view) as a PNG."""
-        size = (await self.call("Page.getLayoutMetrics"))["cssContentSize"]
-        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-        shot = await self.call(
-            "Page.captureScreenshot",
-            {"format": "png", "clip": clip, "captureBeyondViewport": True},
-        )
-        path.write_bytes(base64.b64decode(shot["data"]))
-
-
-def devtools_port(profile: Path, proc: subprocess.Popen[bytes]) -> str:
-    """The browser's DevTools WebSocket path, from the file Chromium writes in its profile."""
-    active = profile / "DevToolsActivePort"
-
-    def ready() -> str | None:
-        assert proc.poll() is None, f"chromium exited with {proc.returncode}"
-        lines = active.read_text().split() if active.exists() else []
-        return f"{lines[0]}{lines[1]}" if len(lines) >= 2 else None
-
-    port_and_path = wait_for("chromium's DevTools port", ready, timeout=20)
-    port, path = port_and_path.split("/", 1)
-    return f"ws://127.0.0.1:{port}/{path}"
 
 
 @dataclass

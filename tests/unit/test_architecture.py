@@ -18,7 +18,7 @@ LAYER = {name: rank for rank, name in enumerate(PACKAGES)}
 DEV = "stream.dev"
 DEV_ALLOWED = ("stream.dev", "stream.cli.dev")
 # Pure rooms: no broker, no Redis, no clock, no I/O loop.
-PURE = ("agents.model", "agents.adapters", "sinks.policy")
+PURE = ("agents.model", "agents.adapters", "sinks.policy", "stream.api.access")
 IMPURE_MODULES = ("redis", "faust", "mode", "kafka", "aiokafka", "asyncio", "time", "aiohttp")
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 

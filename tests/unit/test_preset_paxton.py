@@ -140,7 +140,7 @@ def test_a_swipe_reads_as_the_event_log_says_in_utc() -> None:
         "event_id": "paxton-net2-events-38044692a802e8e15992752be509e909",
         "occurred_at": "2026-10-05T07:52:13+00:00",  # 08:52:13 BST
         "reader_id": "Turing Building Main Entrance In",
-        "building": "Turing Building Main Entrance In",  # the door name until a reader map
+        "building": "Turing Building Main Entrance In",  # the reader map is read per batch
         "direction": "in",  # the reader's side
     }
     out = export.at(14).event

@@ -41,11 +41,15 @@ def run_bench(  # one keyword per command-line option
             from stream.dev.bench.imports import import_bench
 
             rows = (ingest or {}).get("rows", 200_000)
-            print(f"import: a register export of {rows:,} rows through a mapping ...", flush=True)
-            imported = import_bench(endpoints, workdir, rows)
+            size = (ingest or {}).get("bytes")
+            what = f"{size:,} bytes" if size else f"{rows:,} rows"
+            print(f"import: a register export of {what} through a mapping ...", flush=True)
+            imported = import_bench(endpoints, workdir, rows, size_bytes=size)
             results["import_register"] = imported
             print(
-                f"  {imported['rows_per_second']:,.0f} rows/s ({imported['export_mib']:.0f} MiB "
+                f"  {imported['rows_per_second']:,.0f} rows/s, "
+                f"{imported['rows_per_second_after_startup']:,.0f} after start-up "
+                f"({imported['export_mib']:.0f} MiB "
                 f"in {imported['seconds']:.1f}s; import peak RSS "
                 f"{imported['peak_rss_mib']:.0f} MiB; {imported['summary']})",
                 flush=True,
