@@ -154,7 +154,9 @@ def build_api(settings: Settings, redis_url: str, kafka_bootstrap: str | None) -
     """The API's stores and rules from settings (the rules and teams files are checked)."""
     rules = load_rules(settings.rules_file)
     teams = load_teams(settings.teams_file, routes=staff_routes(rules))
-    client = aioredis.Redis.from_url(redis_url)
+    # A burst waits for a free connection (up to 5 s) rather than failing at once.
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=100, timeout=5)
+    client = aioredis.Redis(connection_pool=pool)
     return Api(settings, client, rules, teams, kafka_bootstrap)
 
 

@@ -16,6 +16,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -168,11 +170,23 @@ class CatchAll:
             if not started:
                 await _oversized()(scope, receive, send)
         except Exception as exc:  # the one place that turns any failure into an answer
-            route = getattr(scope.get("route"), "path", "(no route)")
-            log.error("api: unexpected %s on %s %s", type(exc).__name__, scope["method"], route)
+            answer = _failure(exc, scope)  # logged either way
             if not started:
-                response = problem(500, "internal", "something went wrong on our side")
-                await response(scope, receive, send)
+                await answer(scope, receive, send)
+
+
+def _failure(exc: Exception, scope: Scope) -> JSONResponse:
+    """Log an unexpected failure by its type and route template only (its message or trace
+    could carry a student id) and say what it means: storage that did not answer is a 503 to
+    retry, anything else a 500."""
+    route = getattr(scope.get("route"), "path", "(no route)")
+    method = scope["method"]
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        log.error("api: Redis did not answer (%s) on %s %s", type(exc).__name__, method, route)
+        detail = "the service's storage did not answer; try again shortly"
+        return problem(503, "unavailable", detail, headers={"Retry-After": "5"})
+    log.error("api: unexpected %s on %s %s", type(exc).__name__, method, route)
+    return problem(500, "internal", "something went wrong on our side")
 
 
 def install(app: FastAPI) -> None:

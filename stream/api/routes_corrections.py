@@ -293,7 +293,7 @@ async def _publish_mark(api: Api, c: CorrectionRequest, student_id: str) -> None
 @router.post(
     "/v1/corrections/{correction_id}/accept",
     response_model=StaffCorrection,
-    responses=responses(404, 409, description=NOT_YOURS),
+    responses=responses(404, 409, description=NOT_YOURS) | responses(503),  # no broker
     summary="Accept a correction",
 )
 async def accept(

@@ -5,15 +5,22 @@ Counts only, never one student: no id, no pseudonym, no group smaller than the t
 those on the roster; each one's band is the engagement score's band on the day (by course:
 today; by week: the last day of each of the last eight weeks), or "not known" while their
 records are too short for a score. The roster holds no school, so ``by=school`` says so.
+
+``/v1/insights/backtests``: the backtest reports ``engagement replay --publish`` filed under
+``ENGAGEMENT_STATE_DIR/reports`` (counts only). Before one is served it is checked again: a
+report that holds a pseudonym, or the id of a student on the roster, is withheld.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from agents.model.eventtime import local_day, local_day_of_ms
@@ -25,6 +32,13 @@ from sinks.insights import THRESHOLD, Table, suppress, tally
 from stream.api.deps import require
 from stream.api.problems import responses
 from stream.api.routes_common import Api, api_of, now
+from stream.offline.backtest import (
+    REPORT_NAME,
+    REPORTS_DIR,
+    aggregate_part,
+    pseudonyms_in,
+    strings_in,
+)
 
 router = APIRouter(prefix="/v1/insights", tags=["insights"])
 Insights = Annotated[Principal, Depends(require(Role.INSIGHTS))]
@@ -162,3 +176,125 @@ async def cohorts(
         groups = labels
     table = suppress(tally(pairs), groups, COLUMNS, THRESHOLD)
     return _table(table, by, date.fromordinal(today))
+
+
+MAX_REPORT_BYTES: Final = 5_000_000
+NO_REPORT: Final = "no such backtest report"
+ReportName = Annotated[str, PathParam(pattern=REPORT_NAME.pattern + "$", max_length=40)]
+
+
+class BacktestListed(BaseModel):
+    """One filed backtest report: its name, period and size, or why it is withheld."""
+
+    name: str = Field(description="backtest-YYYYMMDDTHHMMSSZ: when it was filed (UTC).")
+    filed_at: datetime
+    first_day: date | None
+    last_day: date | None
+    students: int | None
+    decisions: int | None
+    rules: list[str]
+    withheld: str | None = Field(description="Why it is not served (None: it is).")
+
+
+class BacktestReport(BaseModel):
+    """A filed report's aggregate part (docs/replay.md, "The report")."""
+
+    name: str
+    report: dict[str, Any]
+
+
+def _folder(api: Api) -> Path:
+    return api.settings.state_dir / REPORTS_DIR
+
+
+def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The report's aggregate part, or why it cannot be read."""
+    try:
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            return None, "larger than a backtest report can be"
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, "not a readable JSON report"
+    if not isinstance(found, dict):
+        return None, "not a readable JSON report"
+    return aggregate_part(found), None
+
+
+async def _checked(api: Api, path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The report, or why it is withheld: unreadable, or naming a student (a pseudonym, or a
+    string that is the id of a student on the roster)."""
+    report, why = await asyncio.to_thread(_read, path)
+    if report is None:
+        return None, why
+    if pseudonyms_in(report):
+        return None, "it names a student (a pseudonym)"
+    texts = sorted(strings_in(report))
+    for start in range(0, len(texts), CHUNK):
+        keys = [api.keys.roster(api.pseudonymise(t)) for t in texts[start : start + CHUNK]]
+        if await api.redis.exists(*keys):
+            return None, "it names a student on the roster"
+    return report, None
+
+
+def _listed(name: str, report: dict[str, Any] | None, why: str | None) -> BacktestListed:
+    period = (report or {}).get("period") or {}
+    rules = (report or {}).get("rules") or []
+
+    def day(value: Any) -> date | None:
+        try:
+            return date.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    def count(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return BacktestListed(
+        name=name,
+        filed_at=datetime.strptime(name, "backtest-%Y%m%dT%H%M%SZ").replace(tzinfo=UTC),
+        first_day=day(period.get("first_day")),
+        last_day=day(period.get("last_day")),
+        students=count((report or {}).get("students")),
+        decisions=count((report or {}).get("decisions")),
+        rules=[str(r.get("rule_id")) for r in rules if isinstance(r, dict) and r.get("rule_id")],
+        withheld=why,
+    )
+
+
+def _names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        (p.stem for p in folder.glob("backtest-*.json") if REPORT_NAME.fullmatch(p.stem)),
+        reverse=True,
+    )
+
+
+@router.get("/backtests", response_model=list[BacktestListed], summary="Backtest reports")
+async def backtests(_: Insights, api: Deps) -> list[BacktestListed]:
+    """The backtest reports filed by ``engagement replay --publish``, newest first; one that
+    names a student is listed as withheld, with the reason."""
+    folder = _folder(api)
+    out = []
+    for name in await asyncio.to_thread(_names, folder):
+        report, why = await _checked(api, folder / f"{name}.json")
+        out.append(_listed(name, report, why))
+    return out
+
+
+@router.get(
+    "/backtests/{name}",
+    response_model=BacktestReport,
+    responses=responses(404, 409, description=f"{NO_REPORT}, or it is withheld"),
+    summary="One backtest report",
+)
+async def backtest(name: ReportName, _: Insights, api: Deps) -> BacktestReport:
+    """One filed report's aggregate part: per rule, decisions, students reached, lead times
+    and (with outcomes) the comparison, small groups withheld."""
+    path = _folder(api) / f"{name}.json"
+    if not await asyncio.to_thread(path.is_file):
+        raise HTTPException(404, NO_REPORT)
+    report, why = await _checked(api, path)
+    if report is None:
+        raise HTTPException(409, f"this report is withheld: {why}")
+    return BacktestReport(name=name, report=report)

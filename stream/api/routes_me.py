@@ -23,6 +23,7 @@ from schemas.interventions import InterventionRecord, Outcome, RenderedMessage, 
 from schemas.nudges import Channel, Route, Tier
 from schemas.preferences import PreferenceChange, Preferences
 from stream.api.deps import require
+from stream.api.problems import responses
 from stream.api.routes_common import Api, Held, api_of, held, now, reader
 from stream.api.routes_export import ZIP_TYPE, export_zip
 from stream.api.routes_view import Engagement, engagement
@@ -161,6 +162,7 @@ async def _posted(principal: Student, request: Request) -> Principal:
     "/preferences",
     response_model=PreferencesChanged,
     status_code=202,
+    responses=responses(503),  # the change goes to the broker: none answers
     summary="Change my opt-outs",
 )
 async def set_preferences(

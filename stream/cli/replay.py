@@ -139,7 +139,32 @@ def run_replay(args: argparse.Namespace) -> int:
         f"{result.duplicates} duplicates, {sum(result.refused.values())} refused."
     )
     print(f"Report: {args.report}; decisions: {args.nudges}")
+    if args.publish:
+        print(f"Filed for the insights role: {publish(report, settings.state_dir)}")
     return 0
+
+
+def publish(report: dict[str, Any], state_dir: Path) -> Path:
+    """File the report's aggregate part under ``state_dir/reports`` for the insights role
+    (``GET /v1/insights/backtests``); refused if it names a pseudonym."""
+    from datetime import UTC, datetime
+
+    from stream.offline.backtest import REPORTS_DIR, aggregate_part, pseudonyms_in, report_name
+
+    shared = aggregate_part(report)
+    if pseudonyms_in(shared):
+        msg = "the report names a pseudonym: it is not filed for the insights role"
+        raise ConfigError(msg)
+    folder = state_dir / REPORTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{report_name(datetime.now(UTC))}.json"
+    try:
+        with path.open("x", encoding="utf-8") as out:
+            out.write(json.dumps(shared, indent=1) + "\n")
+    except FileExistsError:
+        msg = f"{path} exists already: file the report again in a second"
+        raise ConfigError(msg) from None
+    return path
 
 
 def add_parsers(sub: Any) -> None:
@@ -170,4 +195,10 @@ def add_parsers(sub: Any) -> None:
     replay.add_argument("--rules", help="rules file (default: ENGAGEMENT_RULES_FILE or shipped)")
     replay.add_argument("--report", default="replay-report.json")
     replay.add_argument("--nudges", default="replay-nudges.jsonl")
+    replay.add_argument(
+        "--publish",
+        action="store_true",
+        help="also file the report (counts only) in ENGAGEMENT_STATE_DIR/reports, where the "
+        "insights role reads it (GET /v1/insights/backtests, the Insights page)",
+    )
     replay.set_defaults(func=run_replay)

@@ -1,17 +1,19 @@
 """Backtest report for ``engagement replay``: what each rule would have done over a past period.
 
 Pure functions: the replay collects :class:`Decision` records and the students it saw; this
-module counts, times and (given final outcomes) compares them, suppressing small groups.
+module counts, times and (given final outcomes) compares them, suppressing small groups. It
+also names a report filed for the insights role and picks out its aggregate part.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import textwrap
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from stream.offline.oulad import is_adverse
@@ -308,3 +310,43 @@ def render_report(report: Mapping[str, Any]) -> str:
         wrapped = [textwrap.fill(line, 98, subsequent_indent="    ") for line in body]
         blocks.append("\n  ".join([head, *wrapped]))
     return "\n\n".join(blocks) + "\n"
+
+
+# -- reports filed for the insights role (``engagement replay --publish``) ------------------
+
+REPORTS_DIR = "reports"  # under ENGAGEMENT_STATE_DIR
+REPORT_NAME = re.compile(r"backtest-\d{8}T\d{6}Z")
+AGGREGATE_PARTS = (
+    "period", "students", "decisions", "min_group", "outcomes", "rules", "replay", "ground_truth",
+)  # fmt: skip
+PSEUDONYM = re.compile(r"p_[0-9a-f]{32}")
+
+
+def report_name(moment: datetime) -> str:
+    """The name a filed report gets: when it was filed, UTC (``backtest-20261203T154500Z``)."""
+    return f"backtest-{moment:%Y%m%dT%H%M%SZ}"
+
+
+def aggregate_part(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a report that hold counts only (everything :func:`build_report` and the
+    replay write); anything else a file holds is left out."""
+    return {part: report[part] for part in AGGREGATE_PARTS if part in report}
+
+
+def strings_in(value: Any) -> set[str]:
+    """Every string in a JSON value, keys included."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, Mapping):
+        found = set(map(str, value))
+        for item in value.values():
+            found |= strings_in(item)
+        return found
+    if isinstance(value, list | tuple):
+        return set().union(*(strings_in(item) for item in value)) if value else set()
+    return set()
+
+
+def pseudonyms_in(value: Any) -> bool:
+    """Whether a pseudonym (``p_`` and 32 hex digits) appears anywhere in a JSON value."""
+    return any(PSEUDONYM.search(text) for text in strings_in(value))

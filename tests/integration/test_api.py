@@ -387,7 +387,7 @@ def test_an_opt_out_through_the_api_suppresses_the_next_nudge(
     assert pipeline.received() == []
 
 
-def test_a_redis_that_does_not_answer_is_a_500_problem_with_no_trace(
+def test_a_redis_that_does_not_answer_is_a_503_problem_with_no_trace(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -396,8 +396,10 @@ def test_a_redis_that_does_not_answer_is_a_500_problem_with_no_trace(
         with served.client() as anonymous:
             assert anonymous.get("/readyz").status_code == 503
         with served.client(STUDENT, Role.STUDENT) as http:
-            body = is_problem(http.get("/v1/me"), 500)
-    assert body["type"] == "urn:engagement:problem:internal" and "Error" not in body["detail"]
+            answer = http.get("/v1/me")
+            body = is_problem(answer, 503)
+    assert answer.headers["retry-after"] == "5"
+    assert body["type"] == "urn:engagement:problem:unavailable" and "Error" not in body["detail"]
     logged = [r.getMessage() for r in caplog.records if r.name == "engagement.api"]
-    assert logged == ["api: unexpected ConnectionError on GET /v1/me"]
+    assert logged == ["api: Redis did not answer (ConnectionError) on GET /v1/me"]
     assert "Traceback" not in caplog.text and STUDENT not in "".join(logged)

@@ -9,9 +9,11 @@ student's pseudonym and the outcome.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -81,6 +83,20 @@ ROLE_WIDE = {
         ("/v1/insights/cohorts?by=course", {Role.INSIGHTS}),
     )
 }
+# Backtest reports filed under the state directory: insights reads them, every other role
+# gets a 403; one that names a student on the roster is withheld (409), an unknown one is 404.
+REPORT = "backtest-20260101T000000Z"
+NAMING = "backtest-20260102T000000Z"
+ROLE_WIDE |= {
+    (role, endpoint): status if role is Role.INSIGHTS else 403
+    for role in Role
+    for endpoint, status in (
+        ("/v1/insights/backtests", 200),
+        (f"/v1/insights/backtests/{REPORT}", 200),
+        (f"/v1/insights/backtests/{NAMING}", 409),
+        ("/v1/insights/backtests/backtest-20250101T000000Z", 404),
+    )
+}
 # Review items: each subject on the roster has one, in the queue its route gives it.
 QUEUES = {
     "self": "tutor:T-MX-ELSE",
@@ -97,10 +113,24 @@ REVIEW_ITEM = {
 NUDGES: dict[str, str] = {}
 
 
+def file_reports(state_dir: Path) -> None:
+    """Two filed backtest reports: counts only, and one that names an unrelated student."""
+    reports = state_dir / "reports"
+    reports.mkdir(parents=True)
+    period = {"first_day": "2025-12-01", "last_day": "2025-12-28", "days": 28, "weeks": 4}
+    report = {"period": period, "students": 40, "decisions": 3, "min_group": 10, "rules": []}
+    (reports / f"{REPORT}.json").write_text(json.dumps(report), encoding="utf-8")
+    naming = report | {"rules": [{"rule_id": "r", "weekly": {SUBJECTS["unrelated"]: 1}}]}
+    (reports / f"{NAMING}.json").write_text(json.dumps(naming), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
-def served(stack: Endpoints) -> Iterator[ApiServer]:
+def served(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    with ApiServer(settings_for(prefix), stack.redis_url, stack.kafka_bootstrap) as server:
+    state_dir = tmp_path_factory.mktemp("state")
+    file_reports(state_dir)
+    settings = settings_for(prefix).model_copy(update={"state_dir": state_dir})
+    with ApiServer(settings, stack.redis_url, stack.kafka_bootstrap) as server:
 
         async def work(client: aioredis.Redis) -> None:
             roster = {
@@ -218,6 +248,10 @@ def test_the_staff_queues_and_insights_answer_each_role_and_list_only_whom_it_ma
             "S-MX" in response.text or "p_" in response.text
         ):
             wrong.append(f"{cell}: names a student")
+        if endpoint == "/v1/insights/backtests":
+            withheld = {r["name"]: r["withheld"] for r in body}
+            if withheld.keys() != {REPORT, NAMING} or withheld[REPORT] or not withheld[NAMING]:
+                wrong.append(f"{cell}: listed {withheld}")
     for (role, subject), expected in REVIEW_ITEM.items():
         with served.client(READERS[role], role) as http:
             status = http.get(f"/v1/review/{NUDGES[subject]}").status_code

@@ -2,23 +2,27 @@
 
 A student signs in, sees the explanation of a real nudge the notifier delivered, opts out of
 e-mail with the keyboard only, asks for a correction and downloads the export; a tutor claims
-and closes a real invitation the notifier queued; an insights user sees suppressed cells.
+and closes a real invitation the notifier queued, opens the tutee's page (another tutor's
+student answers the same not-found page as nobody), and accepts the student's correction with
+the keyboard; an insights user sees suppressed cells and the backtest reports filed for them.
 Every page is checked for the WCAG basics a DOM can show: one ``h1`` and headings in order,
 a skip link first, a label on every field, a text alternative for the chart, a visible focus,
 and nothing loaded from anywhere else. With ENGAGEMENT_SCREENSHOTS=docs the screenshots
-of docs/pages.md are written (docs/pages-me.png, -review.png, -insights.png).
+of docs/pages.md are written (docs/pages-me.png, -review.png, -insights.png, -student.png,
+-corrections.png).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import uuid
 import zipfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +38,16 @@ from schemas.keys import Keys
 from schemas.nudges import Route, Tier
 from schemas.reference import RosterEntry
 from schemas.settings import Settings, load_settings
+from sinks.stores.audit import AuditEntry, AuditLog
+from sinks.stores.corrections import CorrectionStore
 from stream.api.app import build_api, create_app
 from stream.api.auth import build_authenticator
 from stream.api.issuer import LocalIssuer
 from stream.api.session import install_signin
+from stream.cli.replay import publish
 from stream.dev.processes import free_port
 from stream.dev.stack import Endpoints
+from stream.offline.backtest import Decision, build_report
 from tests.integration.chromium import CHROMIUM, SKIP_REASON, Page, browser
 from tests.integration.harness import Pipeline, wait_for
 
@@ -53,6 +61,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SESSION_SECRET = "pages-test-session-secret-0123456789abcdef"  # noqa: S105  # test secret
 STUDENT = "S-PAGES-1"
 TUTOR = "T-PAGES-1"
+OTHER = "S-PAGES-OTHER"  # on the roster with another tutor: not TUTOR's to open
+NOBODY = "S-PAGES-NOBODY"  # not held at all
 SCREENSHOTS = os.environ.get("ENGAGEMENT_SCREENSHOTS")
 
 
@@ -143,6 +153,7 @@ def seed_student(settings: Settings, redis_url: str) -> None:
     async def work(client: aioredis.Redis) -> None:
         store = ReferenceStore(client, settings.key_prefix, pseudonymise, settings.zone)
         await store.put_roster(RosterEntry(student_id=STUDENT, personal_tutor=TUTOR, course="CS"))
+        await store.put_roster(RosterEntry(student_id=OTHER, personal_tutor="T-PAGES-2"))
         fields = {"first": str(to_epoch_ms(datetime.now(UTC) - timedelta(days=40)))}
         for day in range(today - 40, today - 8):
             if day % 7 not in (0, 3):
@@ -326,8 +337,67 @@ async def student_visit(base: str, downloads: Path, summary: str) -> dict[str, A
     return seen
 
 
+async def not_found_page(page: Page, base: str, student_id: str) -> str:
+    """Open ``student_id`` with the review queue's "open a student" form, by keyboard; the
+    page's main text (after checking it is the not-found page, 404)."""
+    await page.goto(f"{base}/staff/review")
+    await page.evaluate("document.getElementById('open-student-id').focus()")
+    await page.type_text(student_id)
+    await page.press("Enter")
+    await page.until(
+        "the not-found page",
+        "document.readyState === 'complete' && !!document.getElementById('not-found')",
+        20,
+    )
+    # The browser logs the page's 404 status as an error: that one, and nothing else.
+    assert all("404" in error for error in page.errors), page.errors
+    assert len(page.errors) == 1, page.errors
+    page.errors.clear()
+    await check_basics(page)
+    text: str = await page.evaluate("document.querySelector('main').innerText")
+    return text
+
+
+async def open_tutee(page: Page, base: str, href: str, seen: dict[str, Any]) -> None:
+    """The tutee's page, from the review item's link: band, rules, chart, records."""
+    await page.goto(f"{base}{href}")
+    await page.loaded(path="/staff/students/")
+    seen["student_basics"] = await check_basics(page)
+    seen["student_h1"] = await page.evaluate("document.querySelector('h1').textContent")
+    seen["student_band"] = await page.evaluate("document.getElementById('band').textContent")
+    seen["student_facts"] = await page.evaluate(
+        "document.getElementById('student-facts').innerText"
+    )
+    seen["student_rules"] = await page.evaluate("document.getElementById('rules').innerText")
+    seen["student_records"] = await page.evaluate("document.getElementById('records').innerText")
+    seen["student_weeks"] = await page.evaluate(
+        "Number(document.getElementById('weekly-chart').dataset.weeks)"
+    )
+    await shoot(page, "pages-student.png")
+
+
+async def accept_correction(page: Page, base: str, seen: dict[str, Any]) -> None:
+    """The correction queue: accept the student's request with the keyboard only."""
+    await page.goto(f"{base}/staff/corrections")
+    seen["corrections_basics"] = await check_basics(page)
+    seen["queue"] = await page.evaluate("document.querySelector('main').innerText")
+    await shoot(page, "pages-corrections.png")
+    await page.press("Tab")  # the skip link, then into the main content
+    await page.press("Enter")
+    await tab_to(page, "el.id.startsWith('accept-note-')")
+    await page.type_text("Checked with the register")
+    await tab_to(page, "el.id.startsWith('accept-c_')", 3)
+    seen["accept_focus_shown"] = await page.evaluate(FOCUS_SHOWN)
+    await page.press("Enter")
+    await submitted(page, "accepted")
+    await page.loaded(path="/staff/corrections")
+    seen["after_accept"] = await page.evaluate("document.querySelector('main').innerText")
+    await check_basics(page)
+
+
 async def tutor_visit(base: str) -> dict[str, Any]:
-    """Sign in as the tutor, claim the invitation, record a contact."""
+    """Sign in as the tutor, claim the invitation, record a contact; open the tutee's page
+    and two that are not the tutor's to open; accept the tutee's correction request."""
     seen: dict[str, Any] = {}
     async with browser() as (_, page):
         await page.viewport(1100, 900, mobile=False)
@@ -335,6 +405,9 @@ async def tutor_visit(base: str) -> dict[str, Any]:
         seen["basics"] = await check_basics(page)
         seen["items"] = await page.evaluate("document.querySelectorAll('article.item').length")
         seen["item"] = await page.evaluate("document.querySelector('article.item').innerText")
+        seen["student_link"] = await page.evaluate(
+            "document.querySelector('article.item h3 a').getAttribute('href')"
+        )
         await shoot(page, "pages-review.png")
         await page.evaluate("document.querySelector('form.claim button').click()")
         await submitted(page, "claimed")
@@ -353,6 +426,10 @@ async def tutor_visit(base: str) -> dict[str, Any]:
         await page.loaded(path="/staff/review")
         seen["after"] = await page.evaluate("document.querySelector('main').innerText")
         await check_basics(page)
+        await open_tutee(page, base, seen["student_link"], seen)
+        seen["other"] = await not_found_page(page, base, OTHER)
+        seen["nobody"] = await not_found_page(page, base, NOBODY)
+        await accept_correction(page, base, seen)
     return seen
 
 
@@ -403,6 +480,42 @@ def test_a_student_and_their_tutor_use_the_pages(
     assert tutor["holder"] == "You have taken it."
     assert "Your decision is recorded." in tutor["after"]
     assert "Nothing is waiting for you." in tutor["after"]
+    # The tutee's page: what the staff API answers, the same band the student saw.
+    assert tutor["student_link"] == f"/staff/students/{STUDENT}"
+    assert tutor["student_h1"] == f"Student {STUDENT}"
+    assert tutor["student_band"] == seen["band"]
+    facts = tutor["student_facts"].splitlines()
+    assert TUTOR in facts and facts[-1].strip() == "tutor"
+    assert "14 days" in tutor["student_rules"] and tutor["student_weeks"] == 8
+    assert "passed to a member of staff" in tutor["student_records"]
+    assert "a member of staff acted" in tutor["student_records"]  # the decision just recorded
+    # Another tutor's student and a student who does not exist: the very same page.
+    assert "There is no such student, or not one you may open." in tutor["other"]
+    assert tutor["other"] == tutor["nobody"]
+    assert OTHER not in tutor["other"]
+    # The correction queue: the student's request, accepted with the keyboard.
+    assert STUDENT in tutor["queue"] and "Says activity is not theirs" in tutor["queue"]
+    assert tutor["accept_focus_shown"]
+    assert "The correction is accepted." in tutor["after_accept"]
+    assert "No correction request is waiting." in tutor["after_accept"]
+    decided: list[Any] = []
+    entries: list[AuditEntry] = []
+
+    async def read(client: aioredis.Redis) -> None:
+        store = CorrectionStore(client, served.settings.key_prefix)
+        decided.extend(await store.of_student(pipeline.pseudonym(STUDENT)))
+        log = AuditLog(client, served.settings.key_prefix, retention_days=30)
+        entries.extend(await log.latest(1000))
+
+    seed(stack.redis_url, read)
+    assert [(c.status.value, c.decided_by, c.reason) for c in decided] == [
+        ("accepted", TUTOR, "Checked with the register")
+    ]
+    # Both page views were audited by the staff API, the refused one as refused.
+    audit = [e for e in entries if e.who == TUTOR and "/v1/students/" in e.action]
+    assert {(e.pseudonym, e.outcome) for e in audit} >= {
+        (pipeline.pseudonym(STUDENT), "read"), (pipeline.pseudonym(OTHER), "refused"),
+    }  # fmt: skip
 
 
 LINKED = {
@@ -460,6 +573,7 @@ def test_an_insights_user_sees_suppressed_cells_and_no_student(
                 await client.hset(state, mapping=fields)  # type: ignore[arg-type]  # redis-py's mapping type is invariant
 
     seed(stack.redis_url, work)
+    filed, naming = file_backtests(tmp_path, [pseudonymise(s) for s, _ in students], students[0][0])
     with PagesServer(settings, stack.redis_url, None) as server:
         token = LocalIssuer.from_settings(settings).mint("I-PAGES-2", [Role.INSIGHTS])
         with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -490,6 +604,21 @@ def test_an_insights_user_sees_suppressed_cells_and_no_student(
                 found["weeks"] = await page.evaluate(
                     "document.querySelectorAll('#cohorts tbody tr').length"
                 )
+                # The backtest reports: one to read, one withheld (it names a student).
+                found["backtests"] = await page.evaluate(
+                    "document.getElementById('backtests').innerText"
+                )
+                found["report_links"] = await page.evaluate(
+                    "[...document.querySelectorAll('#backtests a')].map((a) => a.textContent)"
+                )
+                await page.evaluate("document.querySelector('#backtests a').focus()")
+                await page.press("Enter")
+                await page.loaded(path="/insights/backtests/")
+                found["report_basics"] = await check_basics(page)
+                found["report"] = await page.evaluate(
+                    "document.getElementById('backtest-text').textContent"
+                )
+                found["report_html"] = await page.evaluate("document.documentElement.outerHTML")
                 return found
 
         seen = asyncio.run(visit())
@@ -509,6 +638,34 @@ def test_an_insights_user_sees_suppressed_cells_and_no_student(
     for student_id, _ in students:
         assert student_id not in seen["html"]
         assert pseudonymise(student_id) not in seen["html"]
+        assert student_id not in seen["report_html"]
+        assert pseudonymise(student_id) not in seen["report_html"]
+    # The filed report is listed and readable; the one naming a student is listed as withheld.
+    assert seen["report_links"] == [filed]
+    assert naming in seen["backtests"] and "withheld: it names a student" in seen["backtests"]
+    assert seen["report"].startswith("Backtest from 2026-09-28 to 2026-10-25 (28 days): ")
+    assert (
+        "Rule no_activity_14d" in seen["report"] and "Reached 12 of 43 students" in seen["report"]
+    )
+
+
+def file_backtests(state_dir: Path, pseudonyms: list[str], student_id: str) -> tuple[str, str]:
+    """A replay's report filed as ``engagement replay --publish`` files it, and a hand-made
+    one that names ``student_id``; their names."""
+    first = date(2026, 9, 28)
+    decisions = [
+        Decision(f"n_{n:032x}", "no_activity_14d", p, first + timedelta(days=n), "prompt", "live",
+                 None)
+        for n, p in enumerate(pseudonyms[:12])
+    ]  # fmt: skip
+    report = build_report(
+        decisions, students=pseudonyms, first_day=first, last_day=first + timedelta(days=27)
+    )
+    filed = publish(report, state_dir)
+    naming = "backtest-20260101T000000Z"
+    report["rules"][0]["weekly"][student_id] = 1
+    (filed.parent / f"{naming}.json").write_text(json.dumps(report), encoding="utf-8")
+    return filed.stem, naming
 
 
 # -- refusals ----------------------------------------------------------------------------------
@@ -536,12 +693,24 @@ def test_bad_input_to_the_pages_is_a_refusal_with_a_reason(served: PagesServer) 
         )
         not_staff = http.get("/staff/review")
         not_insights = http.get("/insights")
+        student_opens = http.get(f"/staff/students/{STUDENT}")
+        student_queue = http.get("/staff/corrections")
         bad_item = http.post("/staff/review/..%2f..%2fv1%2fme/claim", data={"csrf_token": csrf})
     with signed_in_client(served.url, f"tutor:{TUTOR}") as http:
         not_student = http.get("/me")
         html = http.get("/staff/review").text
         csrf = html.split('name="csrf_token" value="')[1].split('"')[0]
         unknown = http.post(f"/staff/review/n_{'0' * 32}/claim", data={"csrf_token": csrf})
+        no_reason = http.post(
+            f"/staff/corrections/c_{'0' * 32}/reject", data={"csrf_token": csrf, "reason": " "}
+        )
+        no_request = http.post(
+            f"/staff/corrections/c_{'0' * 32}/accept", data={"csrf_token": csrf, "reason": "ok"}
+        )
+        bad_request = http.post("/staff/corrections/..%2f..%2fv1/accept", data={"csrf_token": csrf})
+        odd_id = http.get("/staff/students/" + "x" * 65)
+        markup = http.get("/staff/students/<b>S</b>")
+        no_report = http.get("/insights/backtests/..%2f..%2fetc")
     # The subject is shown escaped, never as markup.
     assert "S-PAGES-&lt;b&gt;2&lt;/b&gt;" in start.text and "<b>2</b>" not in start.text
     assert no_token.status_code == 403 and "Your choices were not saved" in no_token.text
@@ -552,5 +721,13 @@ def test_bad_input_to_the_pages_is_a_refusal_with_a_reason(served: PagesServer) 
     assert not_staff.status_code == 403 and not_insights.status_code == 403
     assert not_student.status_code == 403 and bad_item.status_code in (403, 404)
     assert unknown.status_code == 404 and "Not recorded" in unknown.text
-    for page in (no_token, bad_day, not_staff, not_student, unknown):
+    assert student_opens.status_code == 403 and student_queue.status_code == 403
+    assert no_reason.status_code == 400 and "say why" in no_reason.text
+    assert no_request.status_code == 404 and "Not recorded" in no_request.text
+    assert bad_request.status_code in (403, 404)
+    for missing in (odd_id, markup):
+        assert missing.status_code == 404 and "There is no such student" in missing.text
+    assert "<b>S</b>" not in markup.text
+    assert no_report.status_code in (403, 404)
+    for page in (no_token, bad_day, not_staff, not_student, unknown, no_reason, markup):
         assert page.headers["content-security-policy"].startswith("default-src 'none'")

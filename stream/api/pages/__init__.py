@@ -1,6 +1,6 @@
-"""The people-facing pages: ``/`` (sign in), ``/me`` ("My engagement"), ``/staff/review`` and
-``/insights`` — server-rendered HTML with no script, reading and changing data through the
-API's own ``/v1`` routes (docs/pages.md)."""
+"""The people-facing pages: ``/`` (sign in), ``/me`` ("My engagement"), ``/staff/review``,
+``/staff/students/{id}``, ``/staff/corrections`` and ``/insights`` — server-rendered HTML with
+no script, reading and changing data through the API's own ``/v1`` routes (docs/pages.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from stream.api.pages import me, staff
+from stream.api.pages import backtests, corrections, me, staff, students
 from stream.api.pages.common import Hooks, local_path, nav_for, provider_origin, signed_in
 from stream.api.pages.html import (
     ICON,
@@ -94,4 +94,7 @@ def pages_router(session_of: Callable[[Request], Awaitable[Any]], csrf_header: s
     pages.include_router(router)
     pages.include_router(me.router)
     pages.include_router(staff.router)
+    pages.include_router(students.router)
+    pages.include_router(corrections.router)
+    pages.include_router(backtests.router)
     return pages

@@ -36,8 +36,11 @@ def weekly_svg(
     active_days: dict[str, Sequence[int]],
     scores: Sequence[float | None],
     thresholds: Sequence[Line],
+    *,
+    title: str = "Your activity each week, and your weekly score",
 ) -> str:
-    """The chart: ``active_days`` per source (one value per week), ``scores`` per week."""
+    """The chart: ``active_days`` per source (one value per week), ``scores`` per week;
+    ``title`` names it for a screen reader."""
     n = len(weeks)
     height = TOP + PANEL + GAP + PANEL + 30
     band_w = (WIDTH - LEFT - 10) / max(n, 1)
@@ -47,8 +50,8 @@ def weekly_svg(
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
         'role="img" aria-labelledby="chart-title chart-desc" id="weekly-chart" '
         f'data-weeks="{n}">',
-        '<title id="chart-title">Your activity each week, and your weekly score</title>',
-        '<desc id="chart-desc">Top: days with activity each week, per source. Bottom: your '
+        f'<title id="chart-title">{esc(title)}</title>',
+        '<desc id="chart-desc">Top: days with activity each week, per source. Bottom: the '
         "score at the end of each week, 0 to 5, with the score rules' thresholds as dashed "
         "lines. The table after the chart gives the same numbers.</desc>",
     ]

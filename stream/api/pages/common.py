@@ -60,6 +60,7 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
         links.append(("/me", "My engagement"))
     if principal.roles & STAFF_ROLES:
         links.append(("/staff/review", "Review queue"))
+        links.append(("/staff/corrections", "Correction requests"))
     if principal.has(Role.INSIGHTS):
         links.append(("/insights", "Insights"))
     return links

@@ -168,4 +168,9 @@ button { background: #0b4f9c; color: #ffffff; border: 2px solid #0b4f9c; padding
 .notice.problem { border-color: #b42318; background: #fdecea; }
 svg.chart { max-width: 100%; height: auto; }
 .item { border: 1px solid #8c959f; padding: .5rem 1rem; margin: 0 0 1rem; }
+.item form.accept, .item form.reject { display: inline-block; vertical-align: top;
+  margin: 0 1.5rem .5rem 0; }
+.facts dt { font-weight: bold; }
+.facts dd { margin: 0 0 .5rem; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f8fa; padding: .5rem; }
 """

@@ -9,7 +9,6 @@ comes back with what happened (POST, then redirect, then GET).
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,139 +16,20 @@ from fastapi.responses import RedirectResponse, Response
 
 from schemas.access import Role
 from schemas.nudges import Channel
-from schemas.rules import Kind
 from stream.api.pages.calls import Answer, call
-from stream.api.pages.chart import Line, weekly_svg
 from stream.api.pages.common import nav_for, signed_in, to_signin
 from stream.api.pages.html import esc, hidden_csrf, layout, notice, page_response, table
+from stream.api.pages.view import engagement, score_lines
+from stream.api.pages.view import records as records_of
 
 router = APIRouter(include_in_schema=False)
 
 CHANNEL_NAMES = {Channel.EMAIL: "e-mail", Channel.SMS: "text message (SMS)", Channel.APP: "app"}
-OUTCOMES = {
-    "delivered": "sent to you",
-    "suppressed": "not sent",
-    "failed": "could not be sent",
-    "deferred": "held until later",
-    "queued_for_review": "passed to a member of staff",
-    "escalated": "passed to a senior member of staff",
-    "staff_decision": "a member of staff acted",
-    "shadow": "recorded only (trial, nothing sent)",
-}
 DONE = {
     "preferences": "Your choices are saved. They apply from the next message.",
     "correction": "Your correction request was sent to the staff who check them.",
 }
 CORRECTION_KINDS = {"attended": "I attended this session", "not_mine": "This is not my activity"}
-
-
-def _engagement(e: dict[str, Any], score_lines: list[Line]) -> str:
-    score = e.get("score")
-    band = e.get("band") or "not known yet"
-    shown = "not known yet" if score is None else f"{score:g} out of 5"
-    head = (
-        '<section aria-labelledby="now"><h2 id="now">Your engagement now</h2>'
-        f'<p class="band" id="band">Band: {esc(band)} (score {esc(shown)})</p>'
-        f'<p id="explanation">{esc(e.get("explanation"))}</p>'
-        f"<p>As of {esc(e.get('as_of'))}; the score looks back {esc(e.get('score_window_days'))}"
-        " days.</p></section>"
-    )
-    sources = table(
-        "Activity by source over the score's window",
-        ["Source", "What it counts", "Events", "Days active", "Last active"],
-        (
-            [
-                esc(s["source"]),
-                esc(s["activity"]),
-                esc(s["events"]),
-                esc(s["active_days"]),
-                esc(s.get("last_active") or "none held"),
-            ]
-            for s in e.get("sources", [])
-        ),
-        ident="sources",
-    )
-    rules = table(
-        "Each rule, its window and threshold, and your numbers",
-        ["Rule", "Window", "Threshold", "Your numbers", "Applies to you now"],
-        (
-            [
-                esc(r["description"]),
-                esc(f"{r['window_days']} days"),
-                esc(r["threshold"]),
-                esc(
-                    ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in r["value"].items())
-                    or "not known yet"
-                ),
-                "Yes" if r["holds"] else "No",
-            ]
-            for r in e.get("rules", [])
-        ),
-        ident="rules",
-    )
-    weekly = e.get("weekly", [])
-    starts = [date.fromisoformat(w["week_start"]) for w in weekly]
-    names = sorted({s for w in weekly for s in w["active_days"]})
-    svg = weekly_svg(
-        starts,
-        {s: [int(w["active_days"].get(s, 0)) for w in weekly] for s in names},
-        [w.get("score") for w in weekly],
-        score_lines,
-    )
-    weeks = table(
-        "Week by week (the chart's numbers)",
-        ["Week starting", *[f"Days active: {s}" for s in names], "Score"],
-        (
-            [
-                esc(w["week_start"]),
-                *[esc(w["active_days"].get(s, 0)) for s in names],
-                esc("not known" if w.get("score") is None else f"{w['score']:g}"),
-            ]
-            for w in weekly
-        ),
-        ident="weeks",
-    )
-    return (
-        head
-        + '<section aria-labelledby="how"><h2 id="how">How this is worked out</h2>'
-        + sources
-        + rules
-        + "</section>"
-        + '<section aria-labelledby="chart"><h2 id="chart">Week by week</h2>'
-        + f"<figure>{svg}</figure>{weeks}</section>"
-    )
-
-
-def _records(records: list[dict[str, Any]]) -> str:
-    rows = (
-        [
-            esc(r["decided_at"][:16].replace("T", " ")),
-            esc(r["summary"]),
-            esc(OUTCOMES.get(r["outcome"], r["outcome"])),
-            esc(r["detail"])
-            + (
-                f" <span>(reason: {esc(r['reason'])})</span>"
-                if r["outcome"] == "suppressed"
-                else ""
-            ),
-            esc(", ".join(r.get("channels", [])) or "none"),
-        ]
-        for r in records
-    )
-    body = (
-        table(
-            "Every record, newest first",
-            ["When (UTC)", "What we noticed", "What happened", "Why", "Channels"],
-            rows,
-            ident="records",
-        )
-        if records
-        else "<p>There are no records about you.</p>"
-    )
-    return (
-        '<section aria-labelledby="records-h"><h2 id="records-h">Every message and decision '
-        f"about you</h2>{body}</section>"
-    )
 
 
 def _preferences(prefs: dict[str, Any], csrf: str | None) -> str:
@@ -241,15 +121,6 @@ def _access(entries: list[dict[str, Any]]) -> str:
     )
 
 
-def _score_lines(request: Request) -> list[Line]:
-    rules = request.app.state.api.rules
-    return [
-        Line(rule.id.replace("_", " "), float(rule.threshold))
-        for rule in rules.active
-        if rule.kind is Kind.LOW_SCORE and rule.threshold is not None
-    ]
-
-
 async def render_me(request: Request, message: str = "", *, status: int = 200) -> Response:
     """The page, with ``message`` (a refusal) at the top when a change was not taken."""
     session = await signed_in(request)
@@ -275,8 +146,8 @@ async def render_me(request: Request, message: str = "", *, status: int = 200) -
     top = notice(message, problem=True) if message else (notice(done) if done else "")
     main = (
         top
-        + _engagement(me.body["engagement"], _score_lines(request))
-        + _records(records.body)
+        + engagement(me.body["engagement"], score_lines(request))
+        + records_of(records.body)
         + _preferences(prefs.body, session.csrf)
         + _corrections(mine, session.csrf)
         + '<section aria-labelledby="export"><h2 id="export">Everything we hold about you</h2>'

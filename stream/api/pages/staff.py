@@ -15,9 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from schemas.access import Role
+from stream.api.pages.backtests import section as backtests_section
 from stream.api.pages.calls import call
 from stream.api.pages.common import STAFF_ROLES, nav_for, signed_in, to_signin
-from stream.api.pages.html import esc, hidden_csrf, layout, notice, page_response, table
+from stream.api.pages.html import attr, esc, hidden_csrf, layout, notice, page_response, table
+from stream.api.pages.students import open_form, student_path
 
 router = APIRouter(include_in_schema=False)
 
@@ -67,9 +69,11 @@ def _item(entry: dict[str, Any], me: str, csrf: str | None) -> str:
     )
     tier = TIERS.get(str(entry.get("tier")), entry.get("tier"))
     since = str(entry.get("queued_at"))[:16].replace("T", " ")
+    sid = entry.get("student_id")  # an item in one's queue is about a student one may open
+    who = f'<a href="{attr(student_path(str(sid)))}">{esc(sid)}</a>' if sid else "id no longer held"
     return (
         f'<article class="item" id="item-{nid}" aria-labelledby="title-{nid}">'
-        f'<h3 id="title-{nid}">{esc(tier)}: {esc(entry.get("student_id") or "id no longer held")}'
+        f'<h3 id="title-{nid}">{esc(tier)}: {who}'
         f"</h3><p>{esc(entry.get('summary'))}</p>"
         f"<p>Queue {esc(entry.get('queue'))}, since {esc(since)} UTC. "
         f'<span class="holder">{esc(held)}</span></p>{claim}{decide}</article>'
@@ -97,6 +101,11 @@ async def _review_page(request: Request, message: str = "", status: int = 200) -
         f"<h2>Waiting for you ({len(listed.body)})</h2>{items}"
         if items
         else "<h2>Waiting for you</h2><p>Nothing is waiting for you.</p>"
+    )
+    main += (
+        '<section aria-labelledby="open-h"><h2 id="open-h">Open a student</h2>'
+        "<p>One you may see: a tutee, a student referred to your team, or (compliance) a "
+        f"sponsored student. Opening one is recorded.</p>{open_form()}</section>"
     )
     page = layout("Review queue", main, nav=nav, csrf=csrf, here="/staff/review")
     return page_response(page, status=status)
@@ -203,6 +212,6 @@ async def insights_page(request: Request) -> Response:
         '<button type="submit">Show</button></form>'
         f'<section aria-labelledby="cohorts-h"><h2 id="cohorts-h">Cohorts by {esc(by)}</h2>'
         f"{shown}</section>"
-    )
+    ) + await backtests_section(request)
     page = layout("Insights", main, nav=nav, csrf=csrf, here="/insights")
     return page_response(page, status=200 if answer.ok else min(answer.status, 503))
