@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
+from operator import itemgetter
 from typing import Any, BinaryIO
 
 from schemas.mappings import Mapping
@@ -173,14 +174,13 @@ def _starts(rows: list[list[str]], seen: int, now: int) -> tuple[list[int], int]
 
 def _checked(rows: list[list[str]], starts: list[int], width: int) -> list[RawRow]:
     """The rows less blank lines, with those that cannot be read marked as such."""
+    if width and set(map(len, rows)) == {width}:  # the usual batch, tested at once
+        firsts = list(map(itemgetter(0), rows))  # a row is blank only if its first cell is
+        if "" not in firsts and not any(map(str.isspace, firsts)):
+            text = "".join(chain.from_iterable(rows))
+            if text.isascii() or not _UNDECODABLE.search(text):
+                return list(zip(starts, rows, repeat(None), strict=False))
     joined = list(map("".join, rows))
-    if (
-        "" not in joined
-        and not any(map(str.isspace, joined))
-        and (all(map(str.isascii, joined)) or not _UNDECODABLE.search("".join(joined)))
-        and set(map(len, rows)) == {width}
-    ):  # the usual batch, tested at once
-        return list(zip(starts, rows, repeat(None), strict=False))
     batch: list[RawRow] = []
     for start, cells, text in zip(starts, rows, joined, strict=True):
         if not text or text.isspace():

@@ -12,8 +12,10 @@ mapping it does not cover, are decided here row by row, with the same outcomes.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from operator import itemgetter
 from typing import BinaryIO, overload
 
@@ -26,7 +28,7 @@ from agents.adapters.units import Actor, Outcome, Unit
 from schemas.common import Reason, classify_validation_error
 from schemas.mappings import Mapping as SourceMapping
 from schemas.reference import REFERENCE_MODELS
-from stream.ingest.imports_fast import FastImport
+from stream.ingest.imports_fast import FastImport, Vouched
 from stream.ingest.lookups import resolve_tables
 from stream.publisher.checks import Checked, check_event
 from stream.publisher.report import InputFileError
@@ -111,8 +113,8 @@ def _fast_batch(
 ) -> PreparedBatch:
     """One batch through the fast path; the rows it does not vouch for row by row."""
     mapping = compiled.mapping
-    checked, ignored, actors = fast.run(raw, lookup)
-    pending = [k for k, c in enumerate(checked) if c is None]
+    vouched, ignored, actors = fast.run(raw, lookup)
+    pending = list(compress(range(len(raw)), map(operator.not_, vouched.texts)))
     slow: list[tuple[int, Unit]] = []
     for k in pending:
         line, cells, problem = raw[k]
@@ -123,29 +125,34 @@ def _fast_batch(
             slow.append((line, _adapt(first + k, _cells(header, cells), problem, compiled)))
     others = dict(zip(pending, _finish(slow, mapping, policy, lookup, fast.limit), strict=True))
     lines = list(map(itemgetter(0), raw))
-    return PreparedBatch(mapping, first, lines, checked, others, actors)
+    return PreparedBatch(mapping, first, lines, vouched, others, actors)
 
 
 class PreparedBatch(Sequence[Prepared]):
     """A batch's prepared rows in the export's order. Rows the fast path accepted are kept as
-    their line and checked event (``lines[k]``, ``checked[k]``), their unit made only when
-    asked for; every other row is a :class:`Prepared` in ``others[k]``."""
+    their line and event text (``lines[k]``, ``vouched.texts[k]``), their unit and checked
+    event made only when asked for; every other row is a :class:`Prepared` in ``others[k]``."""
 
     def __init__(
         self,
         mapping: SourceMapping,
         first: int,
         lines: list[int],
-        checked: list[Checked | None],
+        vouched: Vouched,
         others: dict[int, Prepared],
         actors: list[str],
     ) -> None:
         self.mapping = mapping
         self.first = first  # the index of the batch's first row in the export
         self.lines = lines
-        self.checked = checked
+        self.vouched = vouched
         self.others = others
         self.actors = actors
+
+    @property
+    def checked(self) -> list[Checked | None]:
+        """Each row's event as the fast path checked it, or None where it did not."""
+        return list(map(self.vouched.at, range(len(self))))
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -158,7 +165,7 @@ class PreparedBatch(Sequence[Prepared]):
         if isinstance(k, slice):
             return [self[j] for j in range(len(self))[k]]
         k = range(len(self))[k]
-        checked = self.checked[k]
+        checked = self.vouched.at(k)
         if checked is None:
             return self.others[k]
         # The unit the row-at-a-time path makes: the record with its student id, and the actor.

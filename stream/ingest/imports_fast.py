@@ -73,13 +73,15 @@ class Free:
         return " " not in value if self.no_space else value[0] != " " != value[-1]
 
     def accepts_all(self, values: list[str]) -> bool:
-        """:meth:`accepts` for every value, tested on the batch at once."""
+        """:meth:`accepts` for every value (none of them empty), tested on the batch at once."""
         if not values:
             return True
         joined = '"'.join(values)  # no value holds a quote if there are only these
         if joined.count('"') != len(values) - 1 or not _plain(joined.replace('"', "")):
             return False
-        if min(map(len, values)) < self.least or max(map(len, values)) > self.most:
+        if max(map(len, values)) > self.most:
+            return False
+        if self.least > 1 and min(map(len, values)) < self.least:  # "" is never given
             return False
         if self.no_space:
             return " " not in joined
@@ -113,6 +115,21 @@ def free_field(model: Any, name: str) -> Free | None:
         return None
     most = rule.max_length if rule.max_length is not None else 1_000_000
     return Free(max(rule.min_length or 1, 1), most, rule.pattern == _NO_SPACE)
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """A batch's checked events as parallel lists, one entry a row: the event's JSON text
+    ("" where the fast path does not vouch for the row), its size in bytes and its key."""
+
+    texts: Values
+    sizes: list[int]
+    student_ids: Values
+
+    def at(self, k: int) -> Checked | None:
+        """Row ``k``'s checked event, or None where the row is not vouched for."""
+        text = self.texts[k]
+        return Checked(text, self.sizes[k], self.student_ids[k]) if text else None
 
 
 class FastImport:
@@ -157,8 +174,8 @@ class FastImport:
 
     def run(
         self, rows: Sequence[RawRow], lookup: Lookup | None
-    ) -> tuple[list[Checked | None], dict[int, int], Values]:
-        """For each row its checked event, or None where the fast path does not vouch for it
+    ) -> tuple[Vouched, dict[int, int], Values]:
+        """For each row its checked event, or none where the fast path does not vouch for it
         (the caller decides those row by row); the rows an ignore rule matches (row → rule);
         and whose row each is (for its unit)."""
         cells = list(map(itemgetter(1), rows))
@@ -178,17 +195,17 @@ class FastImport:
             self._find_anchor(values, adapted.ignored)
         out = self._unvouched(values, adapted.ignored)
         texts, sizes = self._render(values, out)
-        made: list[Checked | None] = list(map(Checked, texts, sizes, ids))
-        for j in out:
-            made[j] = None
         if len(at) == len(rows):
-            return made, adapted.ignored, adapted.actors
-        outcomes: list[Checked | None] = [None] * len(rows)
+            return Vouched(texts, sizes, ids), adapted.ignored, adapted.actors
+        every: Values = [""] * len(rows)
+        every_size = [0] * len(rows)
+        every_id: Values = [""] * len(rows)
         actors: Values = [""] * len(rows)
         for j, k in enumerate(at):
-            outcomes[k] = made[j]
+            every[k], every_size[k], every_id[k] = texts[j], sizes[j], ids[j]
             actors[k] = adapted.actors[j]
-        return outcomes, {at[j]: rule for j, rule in adapted.ignored.items()}, actors
+        ignored = {at[j]: rule for j, rule in adapted.ignored.items()}
+        return Vouched(every, every_size, every_id), ignored, actors
 
     def _unvouched(self, values: list[Values], ignored: dict[int, int]) -> set[int]:
         """The rows (of the batch's readable ones) the fast path does not vouch for."""
@@ -208,7 +225,8 @@ class FastImport:
         return out
 
     def _render(self, values: list[Values], out: set[int]) -> tuple[Values, list[int]]:
-        """Each vouched-for row's JSON text and its size in bytes ("" for the others)."""
+        """Each vouched-for row's JSON text and its size in bytes ("" for the others, also
+        those found here to be over the size limit)."""
         texts = list(map(self.form.__mod__, zip(*values, strict=True)))
         for j in out:
             texts[j] = ""
@@ -217,7 +235,10 @@ class FastImport:
         else:
             sizes = [len(t) if t.isascii() else len(t.encode()) for t in texts]
         if max(sizes, default=0) > self.limit:  # refused as oversized, row by row
-            out.update(j for j, n in enumerate(sizes) if n > self.limit)
+            over = [j for j, n in enumerate(sizes) if n > self.limit]
+            out.update(over)
+            for j in over:
+                texts[j] = ""
         return texts, sizes
 
     def _find_anchor(self, values: list[Values], ignored: dict[int, int]) -> None:

@@ -16,7 +16,7 @@ import gc
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from schemas.mappings import Mapping
 from stream.ingest.files import FileReport
 from stream.ingest.imports import Lookup, PreparedBatch, prepare_export
 from stream.publisher import Checked, Publisher
+from stream.publisher.envelopes import CheckedRun
 from stream.publisher.report import InputFileError, PublishError
 
 ReferenceSend = Callable[[str, str, bytes], None]  # kind, key, value
@@ -52,19 +53,22 @@ def import_file(
     queued = 0  # bytes of events sent and perhaps not yet acknowledged
     with path.open("rb") as stream, _fewer_collections():
         for batch in prepare_export(stream, mapping, lookup, publisher.max_event_bytes):
-            events: list[Checked] = []
+            events: Sequence[Checked] = []
             if isinstance(batch, PreparedBatch):  # the fast path: no unit for accepted rows
-                events = report.add_batch(batch)
+                run = report.add_batch(batch)
+                events, size = run, run.total_bytes()
             else:
+                events = []
                 for prepared in batch:
                     report.add(prepared.line, prepared.unit)
                     if prepared.checked is not None:
                         events.append(prepared.checked)
                     elif prepared.reference is not None:
                         send_reference(mapping.produces, *prepared.reference)
+                size = sum(map(_SIZE, events))
             if events:
                 publisher.publish_checked(mapping.produces, events)
-                queued += sum(map(_SIZE, events))
+                queued += size
                 if queued > IN_FLIGHT_BYTES:  # the producer buffers without limit: wait
                     publisher.flush()
                     queued = 0
@@ -96,26 +100,30 @@ class BatchReport(FileReport):
     """A file's report that takes a fast-path batch whole: an accepted row's line is written
     as :meth:`FileReport.add` writes it, without making its unit first."""
 
-    def add_batch(self, batch: PreparedBatch) -> list[Checked]:
+    def add_batch(self, batch: PreparedBatch) -> CheckedRun:
         """Report every row of ``batch``, in order; return its events to send, in order."""
         first, others = batch.first, batch.others
         accepted = _ACCEPTED.replace("%s", json.dumps(batch.mapping.produces).replace("%", "%%"))
         rows = zip(batch.lines, range(first, first + len(batch)), strict=True)
         lines = list(map(accepted.__mod__, rows))
-        events = batch.checked
+        vouched = batch.vouched
+        texts, sizes, ids = vouched.texts, vouched.sizes, vouched.student_ids
+        copied = False
         for k, prepared in others.items():  # the rows decided row by row
             unit = prepared.unit
             lines[k] = json.dumps({"line": prepared.line, **unit.report()}) + "\n"
             self.tally[str(unit.outcome)] += 1
             if unit.reason:
                 self.reasons[f"{unit.outcome}: {unit.reason}"] += 1
-            if prepared.checked is not None:
-                events = events.copy() if events is batch.checked else events
-                events[k] = prepared.checked
+            checked = prepared.checked
+            if checked is not None:
+                if not copied:  # the batch keeps its own lists
+                    texts, sizes, ids, copied = texts.copy(), sizes.copy(), ids.copy(), True
+                texts[k], sizes[k], ids[k] = checked.text, checked.size, checked.student_id
         self._spill.write("".join(lines))
         self.count += len(lines)
         self.tally["accepted"] += len(lines) - len(others)
-        return list(filter(None, events))
+        return CheckedRun(texts, sizes, ids, keep=texts)  # the rows with an event
 
 
 _ACCEPTED = '{"line": %d, "index": %d, "outcome": "accepted", "as": %s}\n'  # as json.dumps

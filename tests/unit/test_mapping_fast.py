@@ -26,6 +26,8 @@ from stream.ingest.files import FileReport
 from stream.ingest.imports import PreparedBatch, prepare_export
 from stream.ingest.imports_fast import MODEL_CHECKS, FastImport
 from stream.ingest.watch import BatchReport
+from stream.publisher.checks import Checked
+from stream.publisher.envelopes import CheckedRun, Packer
 
 REGISTER = """\
 schema_version = 1
@@ -348,3 +350,51 @@ def test_the_batch_reader_gives_each_row_its_line_as_before(body: str, size: int
     assert got == list(_one_at_a_time(text))
     _, rows = read_rows(io.StringIO(text, newline=""), register())
     assert [(r.line, r.cells, r.problem) for r in rows] == got
+
+
+def test_the_batch_report_sends_each_rows_checked_event_in_order() -> None:
+    modules = ["M", 'M"1', "M\\2"]  # a quote or backslash: decided row by row, then accepted
+    rows = [[f"E{n}", f"S{n}", "05/10/2026 09:00", "05/10/2026 10:00", modules[n % 3],
+             "PQ"[n % 7 == 0], "Staff" if n % 5 == 0 else "Student", "1"]
+            for n in range(60)]  # fmt: skip
+    sent: list[Any] = []
+    expected: list[Any] = []
+    for batch in prepare_export(io.BytesIO(export(COLUMNS, rows)), register(), None, 16_384):
+        assert isinstance(batch, PreparedBatch)
+        sent.extend(BatchReport().add_batch(batch))
+        expected.extend(p.checked for p in batch if p.checked is not None)
+    assert any('\\"' in c.text for c in expected) and any("\\\\" in c.text for c in expected)
+    assert sent == expected and len(sent) == 60 - 12 - 7  # less staff, less unknown marks
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 400), max_size=60),
+    envelope_size=st.sampled_from([1, 2, 7, 500]),
+    limit=st.sampled_from([300, 1_000, 1_000_000]),
+    before=st.integers(0, 5),
+)
+def test_a_packers_run_makes_the_messages_adding_one_at_a_time_makes(
+    sizes: list[int], envelope_size: int, limit: int, before: int
+) -> None:
+    """Packer.add_run (a fast-path batch) cuts envelopes exactly where Packer.add does."""
+    texts = [f'{{"n":"{k:0{max(size - 8, 1)}d}"}}' for k, size in enumerate(sizes)]
+    run = CheckedRun(texts, list(map(len, texts)), [f"S{k}" for k in range(len(texts))])
+    early = [Checked(f'{{"e":{k}}}', len(f'{{"e":{k}}}'), "S") for k in range(before)]
+
+    def messages(batched: bool) -> list[tuple[bytes | None, list[Any]]]:
+        packer = Packer("attendance", envelope_size, limit)
+        out = [m for c in early if (m := packer.add(c)) is not None]
+        out += packer.add_run(run) if batched else [m for c in run if (m := packer.add(c))]
+        out += [m for m in [packer.finish()] if m is not None]
+        return [(key, _events(value)) for key, value in out]
+
+    assert messages(batched=True) == messages(batched=False)
+    assert list(run) == [Checked(t, len(t), f"S{k}") for k, t in enumerate(texts)]
+    assert list(run[1:3]) == list(run)[1:3] and run.total_bytes() == sum(map(len, texts))
+
+
+def _events(value: bytes) -> list[Any]:
+    """An envelope's events (its sent_at differs between two packings), or a single event."""
+    document = json.loads(value)
+    return document["events"] if "events" in document else [document]

@@ -48,7 +48,8 @@ def run_bench(  # one keyword per command-line option
             results["import_register"] = imported
             print(
                 f"  {imported['rows_per_second']:,.0f} rows/s, "
-                f"{imported['rows_per_second_after_startup']:,.0f} after start-up "
+                f"{imported['rows_per_second_after_startup']:,.0f} after start-up, "
+                f"{imported['cpu_us_per_row']:.1f} µs CPU a row "
                 f"({imported['export_mib']:.0f} MiB "
                 f"in {imported['seconds']:.1f}s; import peak RSS "
                 f"{imported['peak_rss_mib']:.0f} MiB; {imported['summary']})",

@@ -5,9 +5,11 @@ the 1 GB case — is written (local times, a value map for the mark codes, an ig
 staff cards; 1 row in 50 a staff card), then ``engagement publish FILE --mapping`` imports it
 into the embedded broker as its own process. Reported: rows per second from the process's start
 to the broker's last acknowledgement, and the same after its start-up (timed with a one-row
-export first), and the process's peak memory, which must not grow with the file (the export is
-streamed in batches). The run is checked: every row counted as the export says (accepted, or
-ignored as a staff card) and the broker holding the envelopes.
+export first); the process's CPU time per row after start-up (all its threads, user and system:
+on two cores shared with the broker, CPU per row is what bounds the rate); and its peak memory,
+which must not grow with the file (the export is streamed in batches). The run is checked:
+every row counted as the export says (accepted, or ignored as a staff card) and the broker
+holding the envelopes.
 """
 
 from __future__ import annotations
@@ -95,8 +97,12 @@ def write_export(path: Path, rows: int | None = None, size_bytes: int | None = N
     return n
 
 
-def _publish(export: Path, mapping: Path, env: dict[str, str], workdir: Path) -> tuple[str, float]:
-    """``engagement publish`` of one export as its own process: its summary and seconds."""
+def _publish(
+    export: Path, mapping: Path, env: dict[str, str], workdir: Path
+) -> tuple[str, float, float]:
+    """``engagement publish`` of one export as its own process: its summary, seconds and CPU
+    seconds (user and system, all its threads)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)  # only children that have ended
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603  # our own command
         [sys.executable, "-m", "stream.cli", "publish", str(export), "--mapping", str(mapping)],
@@ -107,10 +113,12 @@ def _publish(export: Path, mapping: Path, env: dict[str, str], workdir: Path) ->
         check=False,
     )
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         msg = f"the import failed:\n{done.stdout}\n{done.stderr}"
         raise RuntimeError(msg)
-    return done.stdout.strip().splitlines()[0], elapsed
+    return done.stdout.strip().splitlines()[0], elapsed, cpu
 
 
 def _messages(endpoints: Endpoints, topic: str) -> int:
@@ -146,13 +154,13 @@ def import_bench(
     }
     one = workdir / f"{prefix}-one.csv"
     write_export(one, rows=2)  # a staff card and a mark: start-up, connecting, one send
-    _, startup = _publish(one, mapping, env, workdir)
+    _, startup, startup_cpu = _publish(one, mapping, env, workdir)
     one.unlink()
     export = workdir / f"{prefix}-marks.csv"
     count = write_export(export, rows=None if size_bytes else rows, size_bytes=size_bytes)
     size = export.stat().st_size
     try:
-        summary, elapsed = _publish(export, mapping, env, workdir)
+        summary, elapsed, cpu = _publish(export, mapping, env, workdir)
     finally:
         export.unlink()
     staff = (count + 49) // 50
@@ -172,6 +180,9 @@ def import_bench(
         "rows_per_second": count / elapsed,
         "startup_seconds": startup,
         "rows_per_second_after_startup": count / max(elapsed - startup, 1e-9),
+        "cpu_seconds": cpu,
+        "startup_cpu_seconds": startup_cpu,
+        "cpu_us_per_row": (cpu - startup_cpu) / max(count, 1) * 1e6,
         "broker_messages": messages,
         "peak_rss_mib": peak_kib / 1024,
         "summary": summary,
