@@ -162,17 +162,7 @@ class ReferenceStore:
 
     async def exemptions(self, pseudonyms: Sequence[str]) -> dict[str, tuple[Period, ...]]:
         """Exemption periods of the students that have any, in start order."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for who in pseudonyms:
-                pipe.hvals(self.keys.exemptions(who))
-            replies = await pipe.execute()
-        out = {}
-        for who, values in zip(pseudonyms, replies, strict=True):
-            if values:
-                periods = [json.loads(v) for v in values]
-                found = [Period(p["kind"], p["start"], p["end"]) for p in periods]
-                out[who] = tuple(sorted(found, key=lambda p: (p.start, p.kind)))
-        return out
+        return await read_exemptions(self.redis, self.keys, pseudonyms)
 
     async def sessions(self, day: int) -> list[Session]:
         """The timetable of one local day, in session-id order."""
@@ -204,3 +194,20 @@ class ReferenceStore:
             return _enrolment(json.loads(value))
 
         return decode
+
+
+async def read_exemptions(
+    client: aioredis.Redis, keys: Keys, pseudonyms: Sequence[str]
+) -> dict[str, tuple[Period, ...]]:
+    """Exemption periods of the students that have any, in start order (one pipeline)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for who in pseudonyms:
+            pipe.hvals(keys.exemptions(who))
+        replies = await pipe.execute()
+    out = {}
+    for who, values in zip(pseudonyms, replies, strict=True):
+        if values:
+            periods = [json.loads(v) for v in values]
+            found = [Period(p["kind"], p["start"], p["end"]) for p in periods]
+            out[who] = tuple(sorted(found, key=lambda p: (p.start, p.kind)))
+    return out

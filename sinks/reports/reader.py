@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from agents.model.contacts import decode
 from agents.model.corrections import apply_corrections
 from agents.model.eventtime import local_day_of_ms
-from agents.model.reference import Period
+from agents.store.reference import read_exemptions
 from agents.store.state import EngagementStore
 from schemas.keys import ROSTER, UKVI, Keys
 from sinks.reports.slc import SlcStudent
@@ -101,7 +101,7 @@ class ReportReader:
                 s.pseudonym: s
                 for s in await self._state.load_students(chunk, first.toordinal(), last.toordinal())
             }
-            exemptions = await self._exemptions(chunk)
+            exemptions = await read_exemptions(self.redis, self.keys, chunk)
             for offset, who in enumerate(chunk):
                 raw = rosters[start + offset]
                 entry = json.loads(raw) if raw is not None else {}
@@ -126,15 +126,4 @@ class ReportReader:
                         exemptions=exemptions.get(who, ()),
                     )
                 )
-        return out
-
-    async def _exemptions(self, pseudonyms: Sequence[str]) -> dict[str, tuple[Period, ...]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for who in pseudonyms:
-                pipe.hvals(self.keys.exemptions(who))
-            replies = await pipe.execute()
-        out = {}
-        for who, values in zip(pseudonyms, replies, strict=True):
-            periods = [json.loads(v) for v in values]
-            out[who] = tuple(Period(p["kind"], p["start"], p["end"]) for p in periods)
         return out
