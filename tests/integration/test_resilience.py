@@ -58,21 +58,31 @@ def all_counted(pipeline: Pipeline, expected: dict[str, dict[str, int]]) -> bool
     return all(pipeline.counts(student) == counts for student, counts in expected.items())
 
 
-def shortfall(pipeline: Pipeline, expected: dict[str, dict[str, int]]) -> str:
+def shortfall(
+    pipeline: Pipeline, expected: dict[str, dict[str, int]], workers: tuple[str, ...]
+) -> str:
     """Where the counts fall short, for a failure message: students short by signal partition,
-    what each worker refused, and the stored applied offsets."""
+    what each worker refused, the stored applied offsets and the end of each worker's log."""
     short: dict[int, int] = {}
+    over = 0
     for student, counts in expected.items():
-        if pipeline.counts(student) != counts:
+        counted = pipeline.counts(student)
+        if counted != counts:
             partition = signal_partition(pipeline.pseudonym(student), pipeline.settings.partitions)
             short[partition] = short.get(partition, 0) + 1
+            over += any(counted.get(source, 0) > n for source, n in counts.items())
     group = f"{pipeline.prefix}.engagement-worker"
     refused = {
         name: {k: v for k, v in pipeline.metrics(name).items() if "refused" in k or "dead" in k}
-        for name in ("worker-1", "worker-2")
+        for name in workers
     }
     offsets = pipeline.redis.hgetall(f"{pipeline.prefix}:offsets:{group}")
-    return f"students short by partition {short}; refused {refused}; applied offsets {offsets}"
+    children = {c.name: c for c in pipeline.children if c.name in workers}  # a restart: one log
+    logs = "\n".join(f"--- {name}.log\n{c.tail(60)}" for name, c in children.items())
+    return (
+        f"students off by partition {short} ({over} counted more than sent); "
+        f"refused {refused}; applied offsets {offsets}\n{logs}"
+    )
 
 
 def test_a_killed_worker_restarts_without_losing_or_double_counting(pipeline: Pipeline) -> None:
@@ -89,7 +99,12 @@ def test_a_killed_worker_restarts_without_losing_or_double_counting(pipeline: Pi
     worker.kill()  # SIGKILL, mid-stream
     assert applied < total, "the worker finished before it could be killed mid-stream"
     pipeline.start("worker", "worker")  # same group: resumes from committed/applied offsets
-    wait_for("every event counted after the restart", lambda: all_counted(pipeline, expected), 120)
+    try:
+        wait_for(
+            "every event counted after the restart", lambda: all_counted(pipeline, expected), 120
+        )
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; {shortfall(pipeline, expected, ('worker',))}") from None
     pipeline.barrier(
         "after-restart", latest(events)
     )  # every replayed batch has landed: nothing counted twice
@@ -121,7 +136,9 @@ def test_two_workers_share_the_partitions_and_every_partition_is_consumed(
             "every event counted by the two workers", lambda: all_counted(pipeline, expected), 120
         )
     except AssertionError as timed_out:
-        raise AssertionError(f"{timed_out}; {shortfall(pipeline, expected)}") from None
+        raise AssertionError(
+            f"{timed_out}; {shortfall(pipeline, expected, ('worker-1', 'worker-2'))}"
+        ) from None
     group = f"{pipeline.prefix}.engagement-worker"
     offsets = pipeline.redis.hgetall(f"{pipeline.prefix}:offsets:{group}")
     assert sorted(int(p) for p in offsets) == list(range(pipeline.settings.partitions))
