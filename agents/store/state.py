@@ -24,8 +24,9 @@ import redis.asyncio as aioredis
 from agents.model.corrections import Correction, parse_corrections
 from agents.model.rulestate import Prompt, RuleState, decode_states
 from agents.model.score import DayFacts
+from agents.store.dayfacts import COUNTED, day_facts, facts_from_hash
+from agents.store.dayfacts import text as _text
 from agents.store.scripts import script
-from schemas.common import Source
 from schemas.errors import StateError
 from schemas.health import SourceGap
 from schemas.keys import Keys
@@ -33,7 +34,6 @@ from schemas.sources import SOURCES
 
 # The feeds counted per day in the student's state ('d:<day>:<source>'); attendance is kept
 # as marks ('a:<day>') instead.
-_COUNTED: tuple[str, ...] = tuple(name for name in SOURCES if name != Source.ATTENDANCE)
 
 ACTIVITY_TTL_S = 35 * 86_400
 
@@ -85,10 +85,6 @@ class StoredStudent:
     last_prompt: Prompt | None
     stored: str  # the encoded rule state as read, to write back only what changed
     corrections: tuple[Correction, ...] = ()  # register corrections, by the day they took effect
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class BatchRefused(StateError):
@@ -256,11 +252,10 @@ class EngagementStore:
         """Facts for days [first, last] and the rule state of each student (one pipeline)."""
         days = range(first, last + 1)
         fields = ["first", "rs", "ac"]
-        counted = _COUNTED
-        width = 1 + len(counted)
+        width = 1 + len(COUNTED)
         for day in days:
             fields.append(f"a:{day}")
-            fields.extend(f"d:{day}:{source}" for source in counted)
+            fields.extend(f"d:{day}:{source}" for source in COUNTED)
         async with self.redis.pipeline(transaction=False) as pipe:
             for who in pseudonyms:
                 pipe.hmget(self.student_key(who), fields)
@@ -270,23 +265,28 @@ class EngagementStore:
             if values[0] is None:
                 continue  # expired or erased
             text = _text(values[1]) if values[1] is not None else ""
-            states, prompt = decode_states(text)
             corrections = parse_corrections(_text(values[2])) if values[2] is not None else ()
-            facts: dict[int, DayFacts] = {}
             rest = values[3:]
-            for n, day in enumerate(days):
-                marks, *counts = rest[width * n : width * n + width]
-                if marks is None and all(c is None for c in counts):
-                    continue
-                p, lt, ab, ex = (int(c) for c in _text(marks).split(",")) if marks else (0,) * 4
-                by = dict(zip(counted, (int(c or 0) for c in counts), strict=True))
-                swipes, vle = by.pop(Source.SWIPE), by.pop(Source.VLE)
-                others = tuple(sorted((s, c) for s, c in by.items() if c))
-                facts[day] = DayFacts(p, lt, ab, ex, swipes=swipes, vle=vle, others=others)
-            students.append(
-                StoredStudent(who, int(values[0]), facts, states, prompt, text, corrections)
-            )
+            facts = {
+                day: day_facts(rest[width * n], rest[width * n + 1 : width * n + width])
+                for n, day in enumerate(days)
+                if any(v is not None for v in rest[width * n : width * n + width])
+            }
+            first_ms, (states, prompt) = int(values[0]), decode_states(text)
+            students.append(StoredStudent(who, first_ms, facts, states, prompt, text, corrections))
         return students
+
+    async def load_student(self, pseudonym: str, first: int, last: int) -> StoredStudent | None:
+        """One student as :meth:`load_students` reads them, from one HGETALL (the API's read:
+        no field list to build and send)."""
+        raw = await self.redis.hgetall(self.student_key(pseudonym))
+        if raw.get(b"first") is None:
+            return None  # expired or erased
+        text = _text(raw[b"rs"]) if b"rs" in raw else ""
+        corrections = parse_corrections(_text(raw[b"ac"])) if b"ac" in raw else ()
+        facts = facts_from_hash(raw, first, last)
+        first_ms = int(raw[b"first"])
+        return StoredStudent(pseudonym, first_ms, facts, *decode_states(text), text, corrections)
 
     async def commit_decisions(
         self, changed: Iterable[tuple[str, str]], partition: int, day: int

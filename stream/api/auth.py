@@ -12,6 +12,7 @@ A refusal is an :class:`AuthError` with a short reason that is safe to show the 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_S = 5.0
 # The key types each algorithm family may use: a token's header cannot choose another.
+_PARSED_KEYS = 32  # parsed signing keys kept; providers publish a handful
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 _ROLE_NAMES = {role.value: role for role in Role}
 
@@ -198,6 +200,18 @@ class Authenticator:
         self.subject_claim = subject_claim
         self.roles_claim = roles_claim
         self.leeway_s = leeway_s
+        self._parsed: dict[tuple[str, str], jwt.PyJWK] = {}  # a key is parsed once, not per token
+
+    def _key(self, jwk: Mapping[str, Any], alg: str) -> jwt.PyJWK:
+        """The provider's key as PyJWT uses it; cached by its content, so a rotated key is a
+        new entry and the cache never outgrows the few keys a provider publishes."""
+        seen = (alg, json.dumps(jwk, sort_keys=True))
+        key = self._parsed.get(seen)
+        if key is None:
+            if len(self._parsed) >= _PARSED_KEYS:
+                self._parsed.clear()
+            key = self._parsed[seen] = jwt.PyJWK(dict(jwk), algorithm=alg)
+        return key
 
     async def claims(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
         """The token's claims once its signature, issuer, audience and times are checked."""
@@ -216,7 +230,7 @@ class Authenticator:
             msg = "algorithm does not match the key"
             raise AuthError(msg)
         try:
-            key = jwt.PyJWK(jwk, algorithm=alg)
+            key = self._key(jwk, alg)
             decoded: dict[str, Any] = jwt.decode(
                 token,
                 key=key,

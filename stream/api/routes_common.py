@@ -63,7 +63,7 @@ class Api:
         self.audit = AuditLog(self.redis, prefix, retention_days=settings.audit_retention_days)
         self.interventions = InterventionLog(self.redis, prefix)
         self.reference = ReferenceStore(self.redis, prefix, self.pseudonymise, settings.zone)
-        # Only its reads are used (load_students); the group names no key it reads.
+        # Only its reads are used (load_student, load_students); the group names no key it reads.
         self.state = EngagementStore(
             self.redis, prefix=prefix, group="engagement-api", dedup_ttl_s=1, state_ttl_s=1
         )
@@ -91,9 +91,11 @@ class Api:
             raise HTTPException(503, "the change could not be taken now; try again") from None
 
     async def close(self) -> None:
-        """Close the producer (if one was made)."""
+        """Close the producer (if one was made) and the Redis connections: nothing may be left
+        open when the event loop closes (uvloop refuses to close a loop with open sockets)."""
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close)
+        await self.redis.aclose(close_connection_pool=True)  # a pool passed in stays open else
 
 
 async def api_of(request: Request) -> Api:

@@ -159,10 +159,9 @@ async def engagement(api: Api, found: Held, moment: datetime) -> Engagement:
     zone, rules = api.settings.zone, api.rules
     day = local_day(moment, zone)
     span = rules.history_days + 7 * WEEKS
-    stored = await api.state.load_students([found.pseudonym], day - span, day)
+    item = await api.state.load_student(found.pseudonym, day - span, day)
     enrolment = found.enrolment
-    if stored:
-        item = stored[0]
+    if item is not None:
         student = Student(
             pseudonym=found.pseudonym,
             first_day=local_day_of_ms(item.first_ms, zone),
