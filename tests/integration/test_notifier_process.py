@@ -268,6 +268,7 @@ def test_a_notifier_killed_with_deliveries_in_flight_repeats_only_those_once(
     }
 
 
+@pytest.mark.long  # over a minute: the notifier started and killed MAX_BEGUN + 1 times
 def test_a_prompt_interrupted_by_crash_after_crash_is_not_sent_at_every_restart(
     pipeline: Pipeline,
 ) -> None:

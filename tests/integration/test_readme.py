@@ -150,6 +150,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
             here.run("engagement stack down")  # whatever happened, leave nothing running
 
 
+@pytest.mark.long  # two minutes: every command of "Using it", each its own process
 def test_the_using_it_commands_run_in_order_from_an_empty_folder(session: Session) -> None:
     for line in using_it_block():
         typed, name, argv = session.typed(line), command(line), words(line)
