@@ -136,6 +136,7 @@ def build_notifier(
             config.teams,
             interventions.append,
             recorded_key=interventions.recorded_key,
+            audit_retention_days=settings.audit_retention_days,
         ),
         deferred=DeferredPrompts(ctx.redis, settings.key_prefix),
         transports=build_transports(settings, config, producer),

@@ -15,6 +15,7 @@ the two appends go in one pipeline, the student's key expires with the retention
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
@@ -75,24 +76,46 @@ class AuditLog:
     ) -> None:
         """Append one entry to the global log and to the student's own index (an entry about
         an erasure names nobody and goes to the global log only)."""
-        entry = AuditEntry(
-            who=who, role=role, pseudonym=pseudonym, action=action, at=_aware(now), outcome=outcome
+        await self.record_many(
+            who=who, role=role, pseudonyms=[pseudonym], action=action, now=now, outcome=outcome
         )
-        row = entry.model_dump_json()
+
+    async def record_many(
+        self,
+        *,
+        who: str,
+        role: str,
+        pseudonyms: Sequence[str | None],
+        action: str,
+        now: datetime,
+        outcome: Outcome = "read",
+    ) -> None:
+        """One entry per student of a read that showed several (a report, a review queue), in
+        one round trip: each appended to the global log and to that student's own index."""
+        if not pseudonyms:
+            return
+        at = _aware(now)
+        entries = [
+            AuditEntry(who=who, role=role, pseudonym=p, action=action, at=at, outcome=outcome)
+            for p in pseudonyms
+        ]
+        rows = [entry.model_dump_json() for entry in entries]
         keys = [self.keys.audit_log()]
+        ttl = int(self.retention.total_seconds())
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(keys[0], row)
+            pipe.rpush(keys[0], *rows)
             pipe.lindex(keys[0], 0)
-            if pseudonym is not None:
-                keys.append(self.keys.audit_student(pseudonym))
-                pipe.rpush(keys[1], row)
-                pipe.expire(keys[1], int(self.retention.total_seconds()))
-                pipe.lindex(keys[1], 0)
+            for entry, row in zip(entries, rows, strict=True):
+                if entry.pseudonym is not None:
+                    keys.append(self.keys.audit_student(entry.pseudonym))
+                    pipe.rpush(keys[-1], row)
+                    pipe.expire(keys[-1], ttl)
+                    pipe.lindex(keys[-1], 0)
             replies = await pipe.execute()
         # Each list's oldest entry came back with the append: trim (a transaction) only a list
         # that holds something past the retention, not on every read.
-        cutoff = entry.at - self.retention
-        for key, head in zip(keys, (replies[1], replies[-1]), strict=False):
+        cutoff = at - self.retention
+        for key, head in zip(keys, [replies[1], *replies[4::3]], strict=True):
             if head is not None and AuditEntry.model_validate_json(head).at < cutoff:
                 await self._trim(key, cutoff)
 

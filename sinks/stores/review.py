@@ -73,9 +73,13 @@ class ReviewQueue:
         append: Callable[[InterventionRecord], Awaitable[bool]],
         *,
         recorded_key: Callable[[str], str] | None = None,
+        audit_retention_days: int | None = None,
     ) -> None:
         self.redis = client
         self.prefix = prefix
+        # How long its reads stay in the audit log (ENGAGEMENT_AUDIT_RETENTION_DAYS; None: the
+        # setting's default).
+        self.audit_retention_days = audit_retention_days
         self.teams = teams
         self.rules = ReviewRules(teams)
         self.append = append
@@ -211,16 +215,16 @@ class ReviewQueue:
         ids = [*extra.get("nudge_ids", ()), *([extra["nudge_id"]] if "nudge_id" in extra else [])]
         found = await self._load(ids) if ids else []
         shown = {item.pseudonym for item in found if item is not None}
-        audit = AuditLog(self.redis, self.prefix, retention_days=DEFAULT_RETENTION_DAYS)
-        for pseudonym in sorted(shown):
-            await audit.record(
-                who=staff_id,
-                role="staff",
-                pseudonym=pseudonym,
-                action=f"review {action.removesuffix('_refused')}",
-                now=now,
-                outcome="refused" if action.endswith("_refused") else "read",
-            )
+        days = self.audit_retention_days or DEFAULT_RETENTION_DAYS
+        audit = AuditLog(self.redis, self.prefix, retention_days=days)
+        await audit.record_many(
+            who=staff_id,
+            role="staff",
+            pseudonyms=sorted(shown),
+            action=f"review {action.removesuffix('_refused')}",
+            now=now,
+            outcome="refused" if action.endswith("_refused") else "read",
+        )
 
     async def _permitted(self, nudge_id: str, staff_id: str) -> ReviewItem:
         item = await self.get(nudge_id)

@@ -83,11 +83,10 @@ def _csv(rows: list[Any], model: type[BaseModel], name: str) -> Response:
 async def _audit(
     audit: AuditLog, who: Principal, pseudonyms: list[str], action: str, moment: datetime
 ) -> None:
-    for pseudonym in pseudonyms:
-        await audit.record(
-            who=who.subject, role=Role.COMPLIANCE.value, pseudonym=pseudonym, action=action,
-            now=moment,
-        )  # fmt: skip
+    await audit.record_many(
+        who=who.subject, role=Role.COMPLIANCE.value, pseudonyms=pseudonyms, action=action,
+        now=moment,
+    )  # fmt: skip
 
 
 async def slc_report(

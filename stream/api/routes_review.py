@@ -112,7 +112,12 @@ def queue_of(api: Api) -> ReviewQueue:
     the notifier publishes on the interventions topic."""
     log = api.interventions
     return ReviewQueue(
-        api.redis, api.settings.key_prefix, api.teams, log.append, recorded_key=log.recorded_key
+        api.redis,
+        api.settings.key_prefix,
+        api.teams,
+        log.append,
+        recorded_key=log.recorded_key,
+        audit_retention_days=api.settings.audit_retention_days,
     )
 
 

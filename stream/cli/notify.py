@@ -223,7 +223,12 @@ def cmd_review(args: argparse.Namespace) -> int:
             client, settings.key_prefix, producer=producer, topic=settings.topics.interventions
         )
         queue = ReviewQueue(
-            client, settings.key_prefix, teams, log.append, recorded_key=log.recorded_key
+            client,
+            settings.key_prefix,
+            teams,
+            log.append,
+            recorded_key=log.recorded_key,
+            audit_retention_days=settings.audit_retention_days,
         )
         now = datetime.now(UTC)
         try:

@@ -78,6 +78,42 @@ async def test_entries_older_than_the_retention_are_trimmed(
 
 
 @pytest.mark.asyncio
+async def test_a_read_of_many_students_leaves_one_entry_each_in_one_call(
+    client: aioredis.Redis, prefix: str
+) -> None:
+    log = AuditLog(client, prefix, retention_days=30)
+    await log.record(
+        who="C1", role="compliance", pseudonym=P1, action="old", now=NOW - timedelta(days=40)
+    )
+    P3 = "p_" + "3" * 32
+    await log.record_many(
+        who="C1", role="compliance", pseudonyms=[P1, P2, P3], action="GET report", now=NOW
+    )
+    await log.record_many(who="C1", role="compliance", pseudonyms=[], action="none", now=NOW)
+    assert [e.pseudonym for e in await log.latest()] == [P3, P2, P1]  # the old entry trimmed
+    for pseudonym in (P1, P2, P3):
+        assert [(e.who, e.action) for e in await log.about(pseudonym)] == [("C1", "GET report")]
+        assert 29 * 86_400 < await client.ttl(Keys(prefix).audit_student(pseudonym)) <= 30 * 86_400
+
+
+@pytest.mark.asyncio
+async def test_the_review_queues_reads_are_kept_as_long_as_configured(
+    client: aioredis.Redis, prefix: str
+) -> None:
+    review = ReviewQueue(
+        client,
+        prefix,
+        load_teams(DEFAULT_TEAMS),
+        RecordingLog(client, prefix).append,
+        audit_retention_days=10,
+    )
+    await queue_invitation(review, 8, "T001", NOW)
+    await review.visible_to("T001", now=NOW)
+    key = Keys(prefix).audit_student(nudge(8).pseudonym)
+    assert 9 * 86_400 < await client.ttl(key) <= 10 * 86_400
+
+
+@pytest.mark.asyncio
 async def test_the_review_queues_reads_reach_the_students_audit(
     client: aioredis.Redis, prefix: str, tmp_path: Path
 ) -> None:
