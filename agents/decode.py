@@ -85,6 +85,7 @@ class Ingestor:
         self._max_skew_ms = max_skew_s * 1000
         self._times = times if times is not None else TimeBounds()
         self._days: dict[int, tuple[int, int]] = {}
+        self._now_ms = 0  # the clock, read once per message or envelope (decode sets it)
 
     def _day(self, ms: int) -> tuple[int, int]:
         """Local day and hour of an instant, cached per quarter hour (UTC offsets are multiples)."""
@@ -100,6 +101,7 @@ class Ingestor:
     def decode(self, raw: bytes | None, origin: Origin) -> IngestResult:
         """Decode one message: a single event object or an envelope of events. Never raises."""
         result = IngestResult()
+        self._now_ms = to_epoch_ms(self._clock())  # once a message: its events share the read
         try:
             self._message(result, raw, origin)
         except Exception as exc:  # a bug must not lose the message: it is set aside, counted
@@ -109,6 +111,7 @@ class Ingestor:
     def decode_events(self, events: list[Any], origin: Origin) -> IngestResult:
         """Decode already-parsed events as one envelope (replay reads files, not messages)."""
         result = IngestResult()
+        self._now_ms = to_epoch_ms(self._clock())
         try:
             if events and not self._fast(result, origin, events):
                 for index, event in enumerate(events):
@@ -347,7 +350,7 @@ class Ingestor:
             occurred_ms: int | None = to_epoch_ms(valid.occurred_at)
         except (OverflowError, ValueError):
             occurred_ms = None
-        now_ms = to_epoch_ms(self._clock())
+        now_ms = self._now_ms
         implausible = self._times.problem(valid.occurred_at, occurred_ms, now_ms)
         if implausible is not None or occurred_ms is None:
             detail = implausible or "occurred_at is out of range"
