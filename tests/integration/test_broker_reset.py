@@ -36,6 +36,7 @@ from stream.dev.stack.services import kafka_bootstrap, tansu_argv, tansu_bin, ta
 from stream.probes import http_get, probe_kafka
 from stream.topics import ensure_topics
 from tests.integration.harness import TERM, Pipeline, vle, wait_for
+from tests.integration.test_ingest import post
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -248,3 +249,29 @@ def _reset_by_hand(pipeline: Pipeline, worker: Child) -> None:
     done = offsets_cli(pipeline, "reset", "--group", group(pipeline), "--yes")
     assert done.returncode == 0, done.stderr
     assert stored_offsets(pipeline) == {}
+
+
+def test_the_ingest_service_answers_503_while_its_broker_is_away(
+    own_stack: tuple[Broker, Endpoints], prefix: str, tmp_path: Path
+) -> None:
+    """An event the broker cannot acknowledge is answered 503 with Retry-After (never taken
+    silently, never a 500), and the service keeps running. (Taking events again once the
+    broker is back is not shown here: the embedded broker, restarted, answers the idempotent
+    producer's InitProducerId with UnknownError, so the retries keep getting 503.)"""
+    broker, endpoints = own_stack
+    pipeline = Pipeline(endpoints, prefix, tmp_path)
+    pipeline.env["ENGAGEMENT_INGEST_ACK_TIMEOUT_S"] = "3"
+    try:
+        ingest = pipeline.start("ingest", "ingest")
+        status, _, _ = post(pipeline, "/events/vle", [vle(0, "S-AWAY", TERM)])
+        assert status == 200
+
+        broker.stop()
+        status, headers, reply = post(pipeline, "/events/vle", [vle(1, "S-AWAY", TERM)])
+        assert status == 503, reply
+        assert headers.get("Retry-After") and reply["status"] == 503, (headers, reply)
+        assert ingest.alive()
+        assert http_get(f"http://127.0.0.1:{pipeline.ports['ingest']}/healthz")[0] == 200
+        assert "S-AWAY" not in ingest.log_path.read_text(encoding="utf-8", errors="replace")
+    finally:
+        pipeline.stop()

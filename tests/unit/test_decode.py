@@ -382,6 +382,11 @@ def test_a_session_that_ends_before_it_starts_is_an_invalid_value() -> None:
         {"GPA": 3.1},
         {"context": {"assessment": {"Raw Score": 12}}},
         {"attachments": [{"ok": 1}, {"marks": [1, 2]}]},
+        # The names Caliper and Canvas give results, in the product's own events too.
+        {"generated": {"scoreGiven": 7}},
+        {"current_score": 61.5},
+        {"final_score": 58},
+        {"resultScore": 0.8},
     ],
 )
 def test_assessment_results_are_refused_even_nested_and_oddly_spelt(
