@@ -18,6 +18,7 @@ from schemas.common import Source
 from schemas.sources import SOURCES
 
 COUNTED: Final[tuple[str, ...]] = tuple(name for name in SOURCES if name != Source.ATTENDANCE)
+_POSITION: Final = {name: n for n, name in enumerate(COUNTED)}
 
 
 def text(value: Any) -> str:
@@ -39,7 +40,6 @@ def facts_from_hash(raw: Mapping[Any, Any], first: int, last: int) -> dict[int, 
     is, exactly as ``load_students`` reads the same days field by field."""
     marks: dict[int, Any] = {}
     counts: dict[int, list[Any]] = {}
-    position = {name: n for n, name in enumerate(COUNTED)}
     for key, value in raw.items():
         name = text(key)
         if name.startswith("a:"):
@@ -48,7 +48,7 @@ def facts_from_hash(raw: Mapping[Any, Any], first: int, last: int) -> dict[int, 
                 marks[day] = value
         elif name.startswith("d:"):
             _, day_text, source = name.split(":", 2)
-            n = position.get(source)
+            n = _POSITION.get(source)
             day = int(day_text)
             if n is not None and first <= day <= last:
                 counts.setdefault(day, [None] * len(COUNTED))[n] = value

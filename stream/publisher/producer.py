@@ -16,6 +16,7 @@ from stream.publisher.envelopes import (
     MAX_REQUEST_BYTES,
     RECORD_HEADROOM,
     CheckedRun,
+    Message,
     Packer,
     pack_events,
     refusal_at,
@@ -139,15 +140,12 @@ class Publisher:
         packer = Packer(source, self.envelope_size, self.max_message_bytes)
         messages = 0
         if isinstance(events, CheckedRun):  # a whole batch at once, as one event at a time
-            for packed in packer.add_run(events):
-                messages += 1
-                self._queue(topic, packed[0] or key, packed[1])
+            packed: Iterable[Message | None] = packer.add_run(events)
         else:
-            for checked in events:
-                message = packer.add(checked)
-                if message is not None:
-                    messages += 1
-                    self._queue(topic, message[0] or key, message[1])
+            packed = map(packer.add, events)
+        for full in filter(None, packed):
+            messages += 1
+            self._queue(topic, full[0] or key, full[1])
         message = packer.finish()
         if message is not None:
             messages += 1
